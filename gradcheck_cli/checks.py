@@ -1,0 +1,405 @@
+"""gradcheck and gradgradcheck with torch's verdicts, but measuring every input.
+
+Each check returns an `Outcome` (status, message, per-input errors); nothing here prints
+or touches files. The order and meaning of the sub-checks follow
+`torch.autograd.gradcheck` (slow mode): inputs, forward, Jacobians (computed twice, for
+reentrancy), backward scaled by grad_output, undefined output gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gradcheck_cli.contract import explain
+from gradcheck_cli.discovery import Target
+from gradcheck_cli.inputs import make_grad_outputs
+from gradcheck_cli.jacobian import (
+    Comparison,
+    InputStats,
+    ShapeChanged,
+    WrongGradientShape,
+    as_tuple,
+    compare,
+    is_diff_tensor,
+    unravel,
+)
+from gradcheck_cli.results import InputError, Status, Worst
+
+Fn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    eps: float = 1e-6
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    nondet_tol: float = 0.0
+
+
+@dataclass
+class Outcome:
+    """What one check found; the runner adds where it came from."""
+
+    status: Status
+    message: str = ""
+    inputs: list[InputError] = field(default_factory=list)
+    location: str | None = None
+    mode: str = "exact"
+    comparison: Comparison | None = None
+    names: list[str] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """Ends a check early with a finished outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _index(index: tuple[int, ...] | list[int]) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+class _Checker:
+    """One first-order check of `fn` at `args`: torch's sub-checks, in torch's order."""
+
+    def __init__(self, target: Target, fn: Fn, args: list[Any], names: list[str],
+                 tolerances: Tolerances, max_elements: int, order: str,
+                 output_names: Callable[[int], str] | None = None) -> None:
+        self.target = target
+        self.fn = fn
+        self.args = args
+        self.names = names
+        self.tol = tolerances
+        self.max_elements = max_elements
+        self.order = order
+        self.output_names = output_names or (lambda i: f"output {i}")
+        self.backward_location = f"{target.file}:{target.backward_line or target.line}"
+        self.rows = 0
+
+    def error(self, exc: BaseException, phase: str) -> _Stop:
+        why = explain(exc, self.target, self.names, phase)
+        return _Stop(Outcome(Status.ERROR, why.message, location=why.location))
+
+    def run(self) -> Outcome:
+        try:
+            return self._run()
+        except _Stop as stop:
+            return stop.outcome
+
+    def _run(self) -> Outcome:
+        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        if not positions:
+            return Outcome(Status.ERROR, "no input requires grad, so there is no gradient to "
+                           "check: give at least one floating tensor input with "
+                           "`requires_grad: true`")
+        for i in positions:
+            tensor = self.args[i]
+            if any(st == 0 and sz > 1 for st, sz in zip(tensor.stride(), tensor.size())):
+                return Outcome(Status.ERROR, f"input `{self.names[i]}` has a dimension with "
+                               "stride 0 (an expanded tensor); pass a contiguous tensor")
+        try:
+            func_out = as_tuple(self.fn(*self.args))
+        except Exception as exc:
+            raise self.error(exc, "forward") from None
+        self._check_finite_outputs(func_out)
+        diff_outputs = [o for o in func_out if is_diff_tensor(o)]
+        if not diff_outputs:
+            return self._no_differentiable_outputs(func_out)
+        comparisons = []
+        try:
+            if any(o.is_complex() for o in diff_outputs):
+                for part in (torch.imag, torch.real):
+                    wrapped = _apply_to_complex(self.fn, part)
+                    comparisons.append(self._compare(wrapped, as_tuple(wrapped(*self.args))))
+            else:
+                comparisons.append(self._compare(self.fn, func_out))
+        except WrongGradientShape as exc:
+            name = self.names[positions[exc.position]]
+            return Outcome(Status.FAILED, f"backward returned a gradient of shape {exc.got} "
+                           f"for `{name}`, whose shape is {exc.expected}",
+                           location=self.backward_location)
+        except ShapeChanged as exc:
+            return Outcome(Status.ERROR, f"{exc}; gradcheck needs outputs of fixed shape")
+        except Exception as exc:
+            raise self.error(exc, "backward") from None
+        outcome = self._judge(comparisons)
+        if outcome.status is Status.PASSED:
+            extra = self._backward_scales_with_grad_output(diff_outputs)
+            extra = extra or self._undefined_output_grads()
+            if extra:
+                outcome.status = Status.FAILED
+                outcome.message = extra
+                outcome.location = self.backward_location
+        return outcome
+
+    def _compare(self, fn: Fn, func_out: tuple[Any, ...]) -> Comparison:
+        return compare(fn, self.args, func_out, eps=self.tol.eps, atol=self.tol.atol,
+                       rtol=self.tol.rtol, max_elements=self.max_elements)
+
+    def _check_finite_outputs(self, func_out: tuple[Any, ...]) -> None:
+        for index, out in enumerate(func_out):
+            if not isinstance(out, torch.Tensor) or not (out.is_floating_point()
+                                                         or out.is_complex()):
+                continue
+            bad = ~torch.isfinite(out.detach())
+            if bool(bad.any()):
+                first = unravel(int(torch.nonzero(bad.reshape(-1))[0]), out.shape)
+                value = out.detach()[first].item()
+                raise _Stop(Outcome(
+                    Status.ERROR,
+                    f"forward returned non-finite values in {self.output_names(index)}: "
+                    f"{int(bad.sum())} of {out.numel()} (first {value} at {_index(first)}). "
+                    "The inputs are probably outside the function's domain: narrow them "
+                    "with `low`/`high` in the spec.",
+                    location=f"{self.target.file}:{self.target.forward_line or self.target.line}",
+                ))
+
+    def _no_differentiable_outputs(self, func_out: tuple[Any, ...]) -> Outcome:
+        # As torch: with no differentiable output, the numerical gradient must be zero.
+        from gradcheck_cli.jacobian import flat_outputs, numerical_rows
+
+        positions = [i for i, o in enumerate(func_out)
+                     if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())]
+        total = flat_outputs(func_out, positions).numel()
+        for i, arg in enumerate(self.args):
+            if not is_diff_tensor(arg):
+                continue
+            num = numerical_rows(self.fn, self.args, i, func_out, positions, (0, total),
+                                 self.tol.eps)
+            if bool((num != 0).any()):
+                return Outcome(
+                    Status.FAILED,
+                    f"no output of forward requires grad, yet the outputs change with "
+                    f"`{self.names[i]}`: forward detached its result or marked it "
+                    "non-differentiable (ctx.mark_non_differentiable)",
+                    location=f"{self.target.file}:{self.target.forward_line or self.target.line}")
+        return Outcome(Status.PASSED, "no differentiable outputs; the numerical gradient is zero")
+
+    def _judge(self, comparisons: list[Comparison]) -> Outcome:
+        main = comparisons[0]
+        self.rows = sum(sum(c.output_sizes) for c in comparisons)
+        stats = [_merge([c.inputs[k] for c in comparisons]) for k in range(len(main.inputs))]
+        inputs: list[InputError] = []
+        problems: list[str] = []
+        domain: list[str] = []
+        nondeterministic: list[str] = []
+        for stat in stats:
+            name = self.names[stat.position]
+            tensor = self.args[stat.position]
+            entry = InputError(
+                index=stat.position, name=name, max_abs_error=stat.max_abs,
+                max_rel_error=stat.max_rel, passed=stat.wrong == 0, numel=stat.numel,
+                wrong_elements=stat.wrong,
+            )
+            if stat.worst is not None:
+                row, column, a, n = stat.worst
+                output, element = main.locate_row(row)
+                entry.worst = Worst(
+                    output=output,
+                    output_index=list(unravel(element, main.output_shapes[output])),
+                    input_index=list(unravel(column, tensor.shape)),
+                    analytical=_plain(a), numerical=_plain(n),
+                )
+            if stat.first_nonfinite is not None:
+                which, row, column, value = stat.first_nonfinite
+                at = _index(unravel(column, tensor.shape))
+                count = (stat.nonfinite_numerical if which == "numerical"
+                         else stat.nonfinite_analytical)
+                entry.note = f"{which} gradient not finite ({count} elements, e.g. {value} at {at})"
+                entry.passed = False
+                if which == "numerical":
+                    domain.append(f"`{name}`: {entry.note}")
+                else:
+                    problems.append(f"backward returned non-finite values for `{name}` "
+                                    f"({count} elements, first at {name}{at})")
+            elif stat.wrong:
+                problems.append(self._mismatch_text(name, entry, stat))
+            if stat.nondeterminism > self.tol.nondet_tol:
+                nondeterministic.append(f"`{name}` (by up to {_fmt(stat.nondeterminism)})")
+            inputs.append(entry)
+        outcome = Outcome(Status.PASSED, inputs=inputs, comparison=main, names=self.names)
+        if domain:
+            outcome.status = Status.ERROR
+            outcome.message = (
+                "the numerical gradient is not finite: forward is not finite within eps of the "
+                "inputs (" + "; ".join(domain) + "). Narrow the inputs with `low`/`high`."
+            )
+            return outcome
+        if nondeterministic:
+            outcome.status = Status.FAILED
+            outcome.message = (
+                "backward is nondeterministic: running it twice on the same input and "
+                "grad_output gave different gradients for " + ", ".join(nondeterministic)
+                + f". If this is expected, set `nondet_tol` (now {self.tol.nondet_tol:g})."
+            )
+            if problems:
+                outcome.message += "\n" + "\n".join(problems)
+            outcome.location = self.backward_location
+        elif problems:
+            outcome.status = Status.FAILED
+            outcome.message = "\n".join(problems)
+            outcome.location = self.backward_location
+        return outcome
+
+    def _mismatch_text(self, name: str, entry: InputError, stat: InputStats) -> str:
+        what = "gradient" if self.order == "first" else "second derivative (through backward)"
+        text = (f"{what} of `{name}` is wrong at {stat.wrong} of "
+                f"{stat.numel * self.rows} Jacobian entries, "
+                f"max abs error {_fmt(stat.max_abs)}")
+        if entry.worst is not None:
+            w = entry.worst
+            text += (f" at {name}{_index(w.input_index)} -> "
+                     f"{self.output_names(w.output)}{_index(w.output_index)} "
+                     f"(analytical {_fmt_value(w.analytical)}, "
+                     f"numerical {_fmt_value(w.numerical)})")
+        return text
+
+    def _backward_scales_with_grad_output(self, outputs: list[torch.Tensor]) -> str | None:
+        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        inputs = [self.args[i] for i in positions]
+        try:
+            grads = torch.autograd.grad(
+                outputs, inputs,
+                [torch.zeros_like(o, memory_format=torch.contiguous_format) for o in outputs],
+                allow_unused=True, retain_graph=True,
+            )
+        except Exception as exc:
+            raise self.error(exc, "backward") from None
+        for position, grad, inp in zip(positions, grads, inputs):
+            if grad is None:
+                continue
+            name = self.names[position]
+            if not bool((grad == 0).all()):
+                return (f"backward is not multiplied by grad_output: with grad_output = 0 it "
+                        f"still returned a non-zero gradient for `{name}`")
+            if grad.dtype != inp.dtype:
+                return f"the gradient of `{name}` has dtype {grad.dtype}, the input {inp.dtype}"
+            if grad.device != inp.device:
+                return f"the gradient of `{name}` is on {grad.device}, the input on {inp.device}"
+        return None
+
+    def _undefined_output_grads(self) -> str | None:
+        undefined = getattr(getattr(torch._C, "_functions", None), "UndefinedGrad", None)
+        if undefined is None:
+            return None
+        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        inputs = [self.args[i] for i in positions]
+
+        def fresh() -> list[torch.Tensor]:
+            return [o for o in as_tuple(self.fn(*self.args)) if is_diff_tensor(o)]
+
+        first = fresh()
+        variants = [[undefined()(o) for o in first]]
+        if len(first) > 1:
+            for which in range(len(first)):
+                outs = fresh()
+                variants.append([undefined()(o) if k == which else o for k, o in enumerate(outs)])
+        for outs in variants:
+            try:
+                grads = torch.autograd.grad(
+                    outs, inputs,
+                    [torch.zeros_like(o, memory_format=torch.contiguous_format) for o in outs],
+                    allow_unused=True,
+                )
+            except Exception as exc:
+                return ("backward fails when an output's gradient is undefined (None): "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                        "Treat a None grad_output as zeros (or keep ctx.set_materialize_grads"
+                        "(True), the default).")
+            for grad in grads:
+                if grad is not None and not bool((grad == 0).all()):
+                    return ("with every output gradient undefined (zero), backward returned a "
+                            "non-zero gradient")
+        return None
+
+
+def _fmt_value(value: float | list[float]) -> str:
+    if isinstance(value, list):
+        return f"{value[0]:.4g}{value[1]:+.4g}j"
+    return f"{value:.4g}"
+
+
+def _plain(value: complex | float) -> float | list[float]:
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return float(value)
+
+
+def _merge(parts: list[InputStats]) -> InputStats:
+    if len(parts) == 1:
+        return parts[0]
+    merged = parts[0]
+    for other in parts[1:]:
+        merged.wrong += other.wrong
+        if other.max_abs > merged.max_abs:
+            merged.max_abs = other.max_abs
+            merged.worst = other.worst
+        merged.max_rel = max(merged.max_rel, other.max_rel)
+        merged.nonfinite_analytical += other.nonfinite_analytical
+        merged.nonfinite_numerical += other.nonfinite_numerical
+        merged.first_nonfinite = merged.first_nonfinite or other.first_nonfinite
+        merged.nondeterminism = max(merged.nondeterminism, other.nondeterminism)
+    return merged
+
+
+def _apply_to_complex(fn: Fn, part: Callable[[torch.Tensor], torch.Tensor]) -> Fn:
+    """As torch: check complex outputs as two real functions, their real and imaginary parts."""
+
+    def wrapped(*args: Any) -> tuple[Any, ...]:
+        return tuple(part(o) if isinstance(o, torch.Tensor) and o.is_complex() else o
+                     for o in as_tuple(fn(*args)))
+
+    return wrapped
+
+
+def gradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
+              max_elements: int) -> Outcome:
+    """First-order check of every input requiring grad."""
+    return _Checker(target, target.call, args, names, tolerances, max_elements, "first").run()
+
+
+def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
+                  max_elements: int, seed: int) -> Outcome:
+    """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients."""
+    try:
+        func_out = as_tuple(target.call(*args))
+    except Exception as exc:
+        why = explain(exc, target, names, "forward")
+        return Outcome(Status.ERROR, why.message, location=why.location)
+    outputs = [o for o in func_out if is_diff_tensor(o)]
+    if not outputs:
+        return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")
+    grad_outputs = make_grad_outputs(tuple(outputs), seed)
+    count = len(grad_outputs)
+    positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
+    returned: list[int] = []  # which inputs' gradients the last call returned
+
+    def first_derivatives(*all_args: Any) -> tuple[torch.Tensor, ...]:
+        inputs = all_args[:-count]
+        outs = [o for o in as_tuple(target.call(*inputs)) if is_diff_tensor(o)]
+        grads = torch.autograd.grad(outs, [inputs[i] for i in positions], all_args[-count:],
+                                    create_graph=True, allow_unused=True)
+        returned[:] = [p for p, g in zip(positions, grads) if g is not None]
+        return tuple(g for g in grads if g is not None)
+
+    grad_names = (["grad_output"] if count == 1
+                  else [f"grad_output{i}" for i in range(count)])
+
+    def output_name(index: int) -> str:
+        if index < len(returned):
+            return f"grad of `{names[returned[index]]}`"
+        return f"output {index}"
+
+    checker = _Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
+                       tolerances, max_elements, "second", output_name)
+    return checker.run()

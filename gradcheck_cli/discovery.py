@@ -1,0 +1,288 @@
+"""Import a user's file by path and find the autograd Functions (and callables) it defines."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from gradcheck_cli.errors import ModuleLoadError
+
+_loaded: dict[Path, ModuleType] = {}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One positional parameter of forward (after ctx), or of a plain function."""
+
+    name: str
+    has_default: bool
+    default: Any = None
+
+
+@dataclass
+class Target:
+    """Something to check: an autograd Function subclass or a plain callable."""
+
+    name: str
+    kind: str  # "function" | "legacy" | "callable"
+    obj: Any
+    file: Path
+    line: int
+    params: list[Param] = field(default_factory=list)
+    varargs: bool = False
+    once_differentiable: bool = False
+    forward_line: int | None = None
+    backward_line: int | None = None
+
+    @property
+    def is_autograd_function(self) -> bool:
+        return self.kind in ("function", "legacy")
+
+    def call(self, *args: Any) -> Any:
+        """Run it as gradcheck would: `Function.apply`, or the callable itself."""
+        if self.kind == "callable":
+            return self.obj(*args)
+        return self.obj.apply(*args)
+
+
+def package_root(path: Path) -> tuple[Path, str]:
+    """The folder to put on sys.path and the dotted module name of `path`.
+
+    As pytest does: walk up while folders hold `__init__.py`, so relative imports work.
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if path.name == "__init__.py":
+        parts.pop()
+    return folder, ".".join(parts)
+
+
+def import_file(path: Path) -> ModuleType:
+    """Import the user's Python file (once per process); errors say file, line and why."""
+    path = path.resolve()
+    if path in _loaded:
+        return _loaded[path]
+    if not path.exists():
+        raise ModuleLoadError("module file not found", file=str(path),
+                              hint="check the `module:` path (relative to the spec file)")
+    if path.suffix != ".py":
+        raise ModuleLoadError("not a Python file", file=str(path))
+    root, dotted = package_root(path)
+    try:
+        if "." in dotted:
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            module = importlib.import_module(dotted)
+            if Path(getattr(module, "__file__", "") or "").resolve() != path:
+                module = _import_unique(path)
+        else:
+            module = _import_unique(path)
+    except SyntaxError as exc:
+        raise ModuleLoadError(
+            f"syntax error: {exc.msg}",
+            file=exc.filename or str(path),
+            line=exc.lineno,
+            column=exc.offset,
+            hint="fix the syntax; `python -m py_compile FILE` shows the same error",
+        ) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a module calling exit() is the user's bug
+        file, line = user_frame(exc, path)
+        raise ModuleLoadError(
+            f"importing the module raised {type(exc).__name__}: {exc}",
+            file=file or str(path),
+            line=line,
+            hint="the module must import without side effects failing; "
+            "run `python FILE` to see the full traceback",
+        ) from exc
+    _loaded[path] = module
+    return module
+
+
+def _import_unique(path: Path) -> ModuleType:
+    # A name unique to the path: two `ops.py` in different folders must not collide,
+    # and a user file named like a library (`test.py`, `functions.py`) must not shadow it.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"gradcheck_user_{path.stem}_{digest}"
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModuleLoadError("cannot import this file", file=str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def user_frame(exc: BaseException, prefer: Path | None = None) -> tuple[str | None, int | None]:
+    """The innermost traceback frame in the user's code: `prefer` first, else outside libraries."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if prefer is not None:
+        for frame in reversed(frames):
+            if Path(frame.filename).resolve() == prefer.resolve():
+                return frame.filename, frame.lineno
+    for frame in reversed(frames):
+        name = frame.filename
+        if "site-packages" in name or "/gradcheck_cli/" in name or name.startswith("<"):
+            continue
+        if "/lib/python" in name:
+            continue
+        return name, frame.lineno
+    return None, None
+
+
+def _source_lines(path: Path) -> dict[str, dict[str, int]]:
+    """Line numbers of top-level definitions and their methods: {name: {"": line, "forward": ..}}."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    lines: dict[str, dict[str, int]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            entry = {"": node.lineno}
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        entry[item.name] = item.lineno
+            lines[node.name] = entry
+    return lines
+
+
+def _is_once_differentiable(backward: Any) -> bool:
+    import torch.autograd.function as autograd_function
+
+    code = getattr(backward, "__code__", None)
+    return (
+        getattr(backward, "__wrapped__", None) is not None
+        and code is not None
+        and Path(code.co_filename).resolve() == Path(autograd_function.__file__).resolve()
+        and code.co_name == "wrapper"
+    )
+
+
+def _signature_params(fn: Any, skip: int) -> tuple[list[Param], bool]:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [], True
+    params: list[Param] = []
+    varargs = False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for parameter in list(signature.parameters.values())[skip:]:
+        if parameter.kind == inspect.Parameter.VAR_POSITIONAL:
+            varargs = True
+        elif parameter.kind in positional:
+            has_default = parameter.default is not inspect.Parameter.empty
+            params.append(Param(parameter.name, has_default,
+                                parameter.default if has_default else None))
+    return params, varargs
+
+
+def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, int]]) -> Target:
+    """A Target for an autograd Function subclass, classifying its forward's style."""
+    import torch
+
+    own = lines.get(cls.__name__, {})
+    raw_forward = inspect.getattr_static(cls, "forward")
+    new_style = cls.setup_context is not torch.autograd.Function.setup_context  # type: ignore[comparison-overlap]
+    kind = "function"
+    if isinstance(raw_forward, staticmethod):
+        params, varargs = _signature_params(cls.forward, 0 if new_style else 1)
+    elif isinstance(raw_forward, classmethod):
+        params, varargs = _signature_params(cls.forward, 0 if new_style else 1)
+    else:
+        kind = "legacy"
+        params, varargs = _signature_params(raw_forward, 1)
+    code = getattr(getattr(cls, "forward", None), "__code__", None)
+    forward_line = own.get("forward") or (code.co_firstlineno if code else None)
+    backward = getattr(cls, "backward", None)
+    bcode = getattr(getattr(backward, "__wrapped__", backward), "__code__", None)
+    backward_line = own.get("backward") or (bcode.co_firstlineno if bcode else None)
+    return Target(
+        name=cls.__name__,
+        kind=kind,
+        obj=cls,
+        file=path,
+        line=own.get("", forward_line or 1),
+        params=params,
+        varargs=varargs,
+        once_differentiable=_is_once_differentiable(backward),
+        forward_line=forward_line,
+        backward_line=backward_line,
+    )
+
+
+def _defines_forward(cls: type) -> bool:
+    import torch
+
+    for klass in cls.__mro__:
+        if "forward" in vars(klass):
+            return not klass.__module__.startswith("torch.")
+    return False
+
+
+def find_functions(module: ModuleType, path: Path) -> list[Target]:
+    """Every autograd Function subclass defined in the module's own file, in source order."""
+    import torch
+
+    lines = _source_lines(path)
+    found = []
+    for value in list(vars(module).values()):
+        if (
+            isinstance(value, type)
+            and issubclass(value, torch.autograd.Function)
+            and value.__module__ == module.__name__
+            and _defines_forward(value)
+        ):
+            found.append(describe_function_class(value, path, lines))
+    found.sort(key=lambda t: t.line)
+    return found
+
+
+def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
+    """The Function or plain callable called `name` in the module, or None."""
+    import torch
+
+    value = getattr(module, name, None)
+    if value is None:
+        return None
+    lines = _source_lines(path)
+    if isinstance(value, type) and issubclass(value, torch.autograd.Function):
+        return describe_function_class(value, path, lines)
+    if callable(value):
+        params, varargs = _signature_params(value, 0)
+        line = lines.get(name, {}).get("")
+        if line is None:
+            code = getattr(value, "__code__", None)
+            line = code.co_firstlineno if code else 1
+        return Target(name=name, kind="callable", obj=value, file=path, line=line,
+                      params=params, varargs=varargs)
+    return None
+
+
+def candidate_names(module: ModuleType) -> list[str]:
+    """Names a spec could mean: public classes and functions of the module."""
+    return [
+        name for name, value in vars(module).items()
+        if not name.startswith("_") and callable(value)
+        and getattr(value, "__module__", None) == module.__name__
+    ]

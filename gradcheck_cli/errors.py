@@ -1,0 +1,67 @@
+"""One base error for everything the user can fix, each knowing where it happened."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GradcheckCliError(Exception):
+    """A problem the user can fix: it carries a location and, where we know one, a hint."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.hint = hint
+
+    @property
+    def location(self) -> str | None:
+        if self.file is None:
+            return None
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.location:
+            text = f"{self.location}: {text}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class SpecError(GradcheckCliError):
+    """A spec file that cannot be read or does not follow the format."""
+
+
+class ModuleLoadError(GradcheckCliError):
+    """The user's Python file cannot be imported."""
+
+
+class UsageError(GradcheckCliError):
+    """Bad command-line use: exit code 4, as pytest."""
+
+    exit_code = 4
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest valid choice for a misspelt `word`, phrased as a hint, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None

@@ -1,0 +1,159 @@
+"""One task -> one CheckResult: resolve the target, build inputs, run the check."""
+
+from __future__ import annotations
+
+import shlex
+import traceback
+
+import torch
+
+from gradcheck_cli import checks
+from gradcheck_cli.collect import display
+from gradcheck_cli.contract import explain, legacy_message
+from gradcheck_cli.discovery import Target, import_file, resolve
+from gradcheck_cli.errors import GradcheckCliError, SpecError
+from gradcheck_cli.inputs import build_inputs, check_arity, describe, infer_inputs
+from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.runner import RunOptions, Task
+from gradcheck_cli.specfile import TensorInput
+
+TORCH_DEFAULTS = checks.Tolerances()
+
+
+def reproduce_command(task: Task, seed: int) -> str:
+    """The command that re-runs only this result."""
+    path = task.spec or task.module
+    parts = ["gradcheck-cli", display(path), "--function", task.function]
+    if task.case.name != "default":
+        parts += ["--case", task.case.name]
+    parts += ["--device", task.device, "--check", task.check, "--seed", str(seed)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def tolerances(task: Task, options: RunOptions) -> checks.Tolerances:
+    settings = task.settings
+
+    def pick(flag: float | None, spec: float | None, default: float) -> float:
+        return flag if flag is not None else spec if spec is not None else default
+
+    return checks.Tolerances(
+        eps=pick(options.eps, settings.eps, TORCH_DEFAULTS.eps),
+        atol=pick(options.atol, settings.atol, TORCH_DEFAULTS.atol),
+        rtol=pick(options.rtol, settings.rtol, TORCH_DEFAULTS.rtol),
+        nondet_tol=pick(None, settings.nondet_tol, TORCH_DEFAULTS.nondet_tol),
+    )
+
+
+def execute(task: Task, options: RunOptions) -> CheckResult:
+    seed = options.seed if options.seed is not None else (task.settings.seed or 0)
+    result = CheckResult(
+        module=display(task.module),
+        spec=display(task.spec) if task.spec else None,
+        function=task.function,
+        case=task.case.name,
+        device=task.device,
+        check=task.check,
+        status=Status.PASSED,
+        seed=seed,
+        line=None,
+    )
+    try:
+        _execute(task, options, seed, result)
+    except GradcheckCliError as exc:
+        result.status = Status.ERROR
+        result.message = str(exc)
+        result.location = exc.location
+    except Exception as exc:  # a bug of ours must not cost the rest of the run
+        result.status = Status.ERROR
+        result.message = (f"internal error in gradcheck-cli: {type(exc).__name__}: {exc}\n"
+                          + "".join(traceback.format_exception(exc)))
+    if result.status in (Status.FAILED, Status.ERROR):
+        result.reproduce = reproduce_command(task, seed)
+    return result
+
+
+def _execute(task: Task, options: RunOptions, seed: int, result: CheckResult) -> None:
+    module = import_file(task.module)
+    target = resolve(module, task.module, task.function)
+    if target is None:
+        raise SpecError(f"`{task.function}` is not defined in {display(task.module)}")
+    result.line = target.line
+    result.location = f"{display(target.file)}:{target.line}"
+    if task.device.startswith("cuda") and not torch.cuda.is_available():
+        result.status = Status.SKIPPED
+        result.message = "CUDA not available"
+        return
+    if target.kind == "legacy":
+        result.status = Status.ERROR
+        result.message = legacy_message(target)
+        result.location = f"{display(target.file)}:{target.forward_line or target.line}"
+        return
+    if task.check == "gradgradcheck" and target.once_differentiable:
+        reason = (f"{target.name}.backward is decorated @once_differentiable, so it has no "
+                  "second derivative")
+        if task.explicit_checks:
+            result.status = Status.FAILED
+            result.message = reason + ", but gradgradcheck was asked for explicitly"
+            result.location = f"{display(target.file)}:{target.backward_line or target.line}"
+        else:
+            result.status = Status.SKIPPED
+            result.message = reason
+        return
+    specs = task.case.inputs
+    if specs is None:
+        shape = options.shape
+        specs = infer_inputs(target, shape)
+    else:
+        check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
+    built = build_inputs(target, specs, seed, task.device)
+    torch.manual_seed(seed)
+    tol = tolerances(task, options)
+    budget = max(1, options.max_memory // 16)
+    if task.check == "gradcheck":
+        outcome = checks.gradcheck(target, built.args, built.names, tol, budget)
+    else:
+        outcome = checks.gradgradcheck(target, built.args, built.names, tol, budget, seed)
+    result.status = outcome.status
+    result.message = outcome.message
+    result.inputs = outcome.inputs
+    result.mode = outcome.mode
+    if outcome.location:
+        result.location = _shown(outcome.location)
+    if task.inferred and outcome.status is Status.ERROR:
+        result.message = _inferred_hint(target, specs, built.names, outcome.message)
+
+
+def _shown(location: str) -> str:
+    path, _, line = location.rpartition(":")
+    if path and line.isdigit():
+        return f"{display_path(path)}:{line}"
+    return display_path(location)
+
+
+def display_path(path: str) -> str:
+    from pathlib import Path
+
+    return display(Path(path))
+
+
+def _inferred_hint(target: Target, specs: tuple[object, ...], names: list[str],
+                   message: str) -> str:
+    shown = describe(tuple(s for s in specs if isinstance(s, TensorInput)), names)
+    lines = [
+        f"inputs were inferred ({shown or 'no arguments'}) and the check could not run: "
+        f"{message}",
+        "Write a spec with the inputs forward expects, e.g.:",
+        f"  module: {display(target.file)}",
+        "  functions:",
+        f"    {target.name}:",
+        "      inputs:",
+    ]
+    for param in target.params:
+        if param.has_default:
+            lines.append(f"        - {param.default!r}   # {param.name}")
+        else:
+            lines.append(f"        - {{shape: [3, 4], name: {param.name}}}")
+    return "\n".join(lines)
+
+
+__all__ = ["execute", "explain"]

@@ -1,0 +1,31 @@
+"""The JSON report: one object with every result and the summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from gradcheck_cli import __version__
+from gradcheck_cli.results import CheckResult, Summary
+
+
+def _finite(value: Any) -> Any:
+    # Strict JSON has no NaN or Infinity: write them as strings a reader can still parse.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render(results: list[CheckResult], summary: Summary) -> str:
+    doc = {
+        "version": __version__,
+        "results": [_finite(r.to_dict()) for r in results],
+        "summary": {**summary.counts(), "duration": round(summary.duration, 3),
+                    "exit_code": summary.exit_code},
+    }
+    return json.dumps(doc, indent=2)

@@ -1,0 +1,120 @@
+"""The table report: one row per result, details of failures under it, a summary line."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gradcheck_cli.report import format_error, result_id
+from gradcheck_cli.results import CheckResult, Status, Summary
+
+STYLES = {
+    Status.PASSED: "green",
+    Status.FAILED: "bold red",
+    Status.ERROR: "bold magenta",
+    Status.SKIPPED: "yellow",
+}
+
+
+def _errors_cell(result: CheckResult) -> Text:
+    text = Text()
+    for i, entry in enumerate(result.inputs):
+        if i:
+            text.append("  ")
+        if entry.max_abs_error is None or entry.note:
+            value = "non-finite" if entry.note else "n/a"
+        else:
+            value = format_error(entry.max_abs_error)
+        text.append(f"{entry.name}={value}", style=None if entry.passed else "red")
+        if not entry.passed:
+            text.append(" WRONG", style="bold red")
+    if not result.inputs and result.status is Status.SKIPPED:
+        text.append(result.message, style="dim")
+    return text
+
+
+def build_table(results: list[CheckResult]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    table.add_column("Spec", overflow="fold")
+    table.add_column("Function", overflow="fold")
+    table.add_column("Case")
+    table.add_column("Device")
+    table.add_column("Check")
+    table.add_column("Status")
+    table.add_column("Max error per input", overflow="fold")
+    table.add_column("Time", justify="right")
+    for r in results:
+        where = PurePath(r.spec or r.module or "?").name
+        table.add_row(
+            where,
+            r.function or "-",
+            r.case if r.function else "-",
+            r.device,
+            r.check,
+            Text(r.status.value + (" (cached)" if r.cached else ""), style=STYLES[r.status]),
+            _errors_cell(r) if r.function else Text(""),
+            f"{r.duration:.2f}s",
+        )
+    return table
+
+
+def _details(result: CheckResult) -> RenderableType:
+    head = Text()
+    head.append(result.status.value.upper(), style=STYLES[result.status])
+    head.append(f" {result_id(result)}")
+    if result.seed is not None:
+        head.append(f" (seed {result.seed})", style="dim")
+    lines: list[RenderableType] = [head]
+    if result.location:
+        lines.append(Text(f"  at {result.location}", style="dim"))
+    for line in result.message.splitlines() or [""]:
+        lines.append(Text("  " + line))
+    failing = [e for e in result.inputs if not e.passed]
+    if result.inputs and (failing or result.status is Status.FAILED):
+        table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+        for column in ("input", "max abs error", "max rel error", "wrong entries", "worst at"):
+            table.add_column(column, style="dim" if column == "worst at" else None)
+        for entry in result.inputs:
+            worst = ""
+            if entry.worst is not None and not entry.passed:
+                index = ", ".join(str(i) for i in entry.worst.input_index)
+                worst = f"{entry.name}[{index}]"
+            table.add_row(
+                Text(entry.name, style=None if entry.passed else "red"),
+                format_error(entry.max_abs_error),
+                format_error(entry.max_rel_error),
+                f"{entry.wrong_elements}" if entry.numel else "-",
+                worst,
+            )
+        lines.append(Group(Text(""), _indent(table)))
+        for entry in result.inputs:
+            if entry.diagnosis is not None:
+                lines.append(Text(f"  {entry.name}: {entry.diagnosis.kind}: "
+                                  f"{entry.diagnosis.detail}", style="yellow"))
+    if result.reproduce:
+        lines.append(Text(f"  reproduce: {result.reproduce}", style="dim"))
+    return Group(*lines)
+
+
+def _indent(table: Table) -> RenderableType:
+    from rich.padding import Padding
+
+    return Padding(table, (0, 0, 0, 2), expand=False)
+
+
+def render(console: Console, results: list[CheckResult], summary: Summary) -> None:
+    if results:
+        console.print(build_table(results))
+    problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
+    for result in problems:
+        console.print()
+        console.print(_details(result))
+    if problems:
+        console.print()
+    style = "bold red" if summary.exit_code == 1 else "bold green" if summary.exit_code == 0 \
+        else "bold yellow"
+    console.print(Text(summary.line(), style=style))

@@ -1,0 +1,152 @@
+"""Results as plain data: statuses, per-input errors, check results and the run summary."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class Diagnosis:
+    """The most likely cause of a wrong gradient, with the evidence in words."""
+
+    kind: str
+    detail: str
+
+
+@dataclass
+class Worst:
+    """The element where analytical and numerical derivatives differ most."""
+
+    output: int
+    output_index: list[int]
+    input_index: list[int]
+    analytical: float
+    numerical: float
+
+
+@dataclass
+class InputError:
+    """How far the analytical gradient of one input is from the numerical one."""
+
+    index: int
+    name: str
+    max_abs_error: float | None
+    max_rel_error: float | None
+    passed: bool
+    numel: int = 0
+    wrong_elements: int = 0
+    worst: Worst | None = None
+    note: str | None = None
+    diagnosis: Diagnosis | None = None
+
+
+@dataclass
+class CheckResult:
+    """One Function x case x device x check."""
+
+    module: str | None
+    spec: str | None
+    function: str | None
+    case: str
+    device: str
+    check: str
+    status: Status
+    inputs: list[InputError] = field(default_factory=list)
+    message: str = ""
+    seed: int | None = None
+    duration: float = 0.0
+    line: int | None = None
+    location: str | None = None
+    mode: str = "exact"
+    cached: bool = False
+    reproduce: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        data = dict(data)
+        data["status"] = Status(data["status"])
+        inputs = []
+        for entry in data.get("inputs") or []:
+            entry = dict(entry)
+            if entry.get("worst"):
+                entry["worst"] = Worst(**entry["worst"])
+            if entry.get("diagnosis"):
+                entry["diagnosis"] = Diagnosis(**entry["diagnosis"])
+            inputs.append(InputError(**entry))
+        data["inputs"] = inputs
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Summary:
+    """Counts of each status over a run, and the exit code they imply."""
+
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    skipped: int = 0
+    duration: float = 0.0
+    interrupted: bool = False
+
+    @classmethod
+    def of(cls, results: list[CheckResult], duration: float = 0.0) -> Summary:
+        summary = cls(duration=duration)
+        for result in results:
+            name = result.status.value
+            setattr(summary, name, getattr(summary, name) + 1)
+        return summary
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.error + self.skipped
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit status, as pytest's.
+
+        2 when interrupted, 1 when any check failed or errored, 5 when nothing was
+        collected, else 0 (skipped checks do not fail a run).
+        """
+        if self.interrupted:
+            return 2
+        if self.failed or self.error:
+            return 1
+        if self.total == 0:
+            return 5
+        return 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "error": self.error,
+            "skipped": self.skipped,
+        }
+
+    def line(self) -> str:
+        """`7 passed, 2 failed, 1 skipped in 1.93s`, as pytest prints it."""
+        parts = [f"{n} {name}" for name, n in self.counts().items() if n]
+        if not parts:
+            parts = ["no checks ran"]
+        text = ", ".join(parts) + f" in {self.duration:.2f}s"
+        if self.interrupted:
+            text += " (interrupted)"
+        return text

@@ -1,0 +1,331 @@
+"""Spec files (YAML) -> spec records; every error names the file, line and column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gradcheck_cli import yamlsource
+from gradcheck_cli.errors import SpecError, did_you_mean
+from gradcheck_cli.yamlsource import LocDict, LocList, Mark
+
+CHECKS = ("gradcheck", "gradgradcheck")
+TENSOR_DTYPES = (
+    "float64", "float32", "float16", "bfloat16", "complex128", "complex64",
+    "int64", "int32", "int16", "int8", "uint8", "bool",
+)
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16", "complex128", "complex64")
+SETTING_KEYS = ("devices", "checks", "seed", "atol", "rtol", "eps", "nondet_tol")
+FUNCTION_KEYS = ("inputs", "cases", *SETTING_KEYS)
+CASE_KEYS = ("name", "inputs", *SETTING_KEYS)
+TOP_KEYS = ("module", "defaults", "functions")
+TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name")
+VALUE_KEYS = ("value", "name")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """Settings that may stand at every level (defaults, function, case); None = not set."""
+
+    devices: tuple[str, ...] | None = None
+    checks: tuple[str, ...] | None = None
+    seed: int | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    eps: float | None = None
+    nondet_tol: float | None = None
+
+    def merged(self, over: CheckSettings) -> CheckSettings:
+        """These settings with every field that `over` sets replaced."""
+        changes = {k: v for k, v in vars(over).items() if v is not None}
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """A tensor argument, made from a seeded uniform draw."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float64"
+    low: float | None = None
+    high: float | None = None
+    requires_grad: bool = True
+    name: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class LiteralInput:
+    """A non-tensor argument, passed as is."""
+
+    value: Any
+    name: str | None = None
+    line: int | None = None
+
+
+InputSpec = TensorInput | LiteralInput
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One input set; `inputs` None means: infer them from forward's signature."""
+
+    name: str
+    inputs: tuple[InputSpec, ...] | None
+    settings: CheckSettings = field(default_factory=CheckSettings)
+    line: int | None = None
+
+
+@dataclass
+class FunctionSpec:
+    """What a spec says about one Function (or plain function) of the module."""
+
+    name: str
+    line: int
+    cases: list[CaseSpec] = field(default_factory=list)
+    settings: CheckSettings = field(default_factory=CheckSettings)
+    error: SpecError | None = None
+
+
+@dataclass
+class SpecFile:
+    """A parsed spec file: the module it names and its functions."""
+
+    path: Path
+    module: Path | None = None
+    module_line: int | None = None
+    functions: list[FunctionSpec] = field(default_factory=list)
+    error: SpecError | None = None
+
+
+class _Context:
+    """Where we are in the file, for error messages."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def error(self, message: str, mark: Mark | None, hint: str | None = None) -> SpecError:
+        line, column = mark if mark else (None, None)
+        return SpecError(message, file=self.path, line=line, column=column, hint=hint)
+
+    def check_keys(self, mapping: LocDict, allowed: tuple[str, ...], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"valid keys: {', '.join(allowed)}"
+                raise self.error(f"unknown key `{key}` in {what}", mapping.key_marks[key], hint)
+
+
+def load_spec(path: Path, display: str | None = None) -> SpecFile:
+    """Read and validate a spec file. Never raises: problems land in `.error` fields."""
+    shown = display or str(path)
+    spec = SpecFile(path=path)
+    ctx = _Context(shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        spec.error = SpecError(f"cannot read spec: {exc}", file=shown)
+        return spec
+    try:
+        doc = yamlsource.load(text, shown)
+        _parse_top(doc, path, spec, ctx)
+    except SpecError as exc:
+        spec.error = exc
+    return spec
+
+
+def _parse_top(doc: Any, path: Path, spec: SpecFile, ctx: _Context) -> None:
+    if not isinstance(doc, LocDict):
+        raise ctx.error(
+            "a spec must be a mapping with `module` and `functions`",
+            getattr(doc, "mark", (1, 1)),
+            hint="start the file with `module: path/to/op.py`",
+        )
+    ctx.check_keys(doc, TOP_KEYS, "the spec")
+    if "module" not in doc:
+        raise ctx.error("missing `module`", doc.mark,
+                        hint="add `module: path/to/op.py` (relative to this spec file)")
+    module = doc["module"]
+    if not isinstance(module, str) or not module.strip():
+        raise ctx.error("`module` must be a path to a .py file", doc.value_marks["module"])
+    spec.module = (path.parent / module).resolve()
+    spec.module_line = doc.key_marks["module"][0]
+    defaults = CheckSettings()
+    if "defaults" in doc and doc["defaults"] is not None:
+        raw = doc["defaults"]
+        if not isinstance(raw, LocDict):
+            raise ctx.error("`defaults` must be a mapping", doc.value_marks["defaults"])
+        ctx.check_keys(raw, FUNCTION_KEYS, "`defaults`")
+        for key in ("inputs", "cases"):
+            if key in raw:
+                raise ctx.error(f"`{key}` cannot stand in `defaults`", raw.key_marks[key],
+                                hint="give inputs per function")
+        defaults = _parse_settings(raw, ctx)
+    if "functions" not in doc:
+        raise ctx.error("missing `functions`", doc.mark,
+                        hint="add `functions:` with one entry per Function to check")
+    functions = doc["functions"]
+    if not isinstance(functions, LocDict) or not functions:
+        raise ctx.error("`functions` must be a mapping of Function names to their inputs",
+                        doc.value_marks["functions"],
+                        hint="e.g.\nfunctions:\n  MyFunction:\n    inputs:\n      - shape: [3, 4]")
+    for name, body in functions.items():
+        line = functions.key_marks[name][0]
+        entry = FunctionSpec(name=str(name), line=line)
+        try:
+            _parse_function(body, functions.value_marks[name], defaults, entry, ctx)
+        except SpecError as exc:
+            entry.error = exc
+        spec.functions.append(entry)
+
+
+def _parse_function(body: Any, mark: Mark, defaults: CheckSettings, entry: FunctionSpec,
+                    ctx: _Context) -> None:
+    if body is None:
+        body = LocDict()
+    if not isinstance(body, LocDict):
+        raise ctx.error(f"`{entry.name}` must be a mapping with `inputs`", mark,
+                        hint="e.g.\n  inputs:\n    - shape: [3, 4]")
+    ctx.check_keys(body, FUNCTION_KEYS, f"function `{entry.name}`")
+    entry.settings = defaults.merged(_parse_settings(body, ctx))
+    inputs = _parse_inputs(body, ctx) if "inputs" in body else None
+    entry.cases.append(CaseSpec("default", inputs, CheckSettings(), entry.line))
+    if "cases" in body:
+        cases = body["cases"]
+        if not isinstance(cases, LocList):
+            raise ctx.error("`cases` must be a list of mappings with `name` and `inputs`",
+                            body.value_marks["cases"])
+        seen = {"default"}
+        for case, case_mark in zip(cases, cases.item_marks):
+            if not isinstance(case, LocDict):
+                raise ctx.error("each case must be a mapping with `name` and `inputs`", case_mark)
+            ctx.check_keys(case, CASE_KEYS, "a case")
+            name = case.get("name")
+            if not isinstance(name, (str, int)) or isinstance(name, bool):
+                raise ctx.error("each case needs a `name`", case.mark,
+                                hint="e.g. `- {name: wide, inputs: [{shape: [2, 50]}]}`")
+            if str(name) in seen:
+                raise ctx.error(f"duplicate case name `{name}`", case.key_marks["name"])
+            seen.add(str(name))
+            case_inputs = _parse_inputs(case, ctx) if "inputs" in case else inputs
+            entry.cases.append(
+                CaseSpec(str(name), case_inputs, _parse_settings(case, ctx), case_mark[0])
+            )
+
+
+def _parse_inputs(body: LocDict, ctx: _Context) -> tuple[InputSpec, ...]:
+    raw = body["inputs"]
+    if raw is None:
+        return ()
+    if not isinstance(raw, LocList):
+        raise ctx.error("`inputs` must be a list, one entry per argument of forward",
+                        body.value_marks["inputs"], hint="e.g.\ninputs:\n  - shape: [3, 4]\n  - 1")
+    return tuple(_parse_input(item, mark, ctx) for item, mark in zip(raw, raw.item_marks))
+
+
+def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
+    if not isinstance(item, LocDict):
+        return LiteralInput(value=_plain(item), line=mark[0])
+    if "shape" in item and "value" in item:
+        raise ctx.error("an input has either `shape` (a tensor) or `value` (a literal), not both",
+                        item.mark)
+    if "value" in item:
+        ctx.check_keys(item, VALUE_KEYS, "a literal input")
+        name = item.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ctx.error("`name` must be a string", item.value_marks["name"])
+        return LiteralInput(value=_plain(item["value"]), name=name, line=mark[0])
+    if "shape" not in item:
+        ctx.check_keys(item, TENSOR_KEYS + VALUE_KEYS[:1], "an input")
+        raise ctx.error("an input mapping needs `shape` (a tensor) or `value` (a literal)",
+                        item.mark, hint="e.g. `- {shape: [3, 4]}` or `- {value: [0, 1]}`")
+    ctx.check_keys(item, TENSOR_KEYS, "a tensor input")
+    shape = item["shape"]
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = [shape]
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise ctx.error("`shape` must be a list of non-negative integers", item.value_marks["shape"],
+                        hint="e.g. `shape: [3, 4]`; `shape: []` is a 0-d tensor")
+    dtype = item.get("dtype", "float64")
+    if dtype not in TENSOR_DTYPES:
+        raise ctx.error(f"unknown dtype `{dtype}`", item.value_marks.get("dtype"),
+                        hint=did_you_mean(str(dtype), TENSOR_DTYPES)
+                        or f"one of: {', '.join(TENSOR_DTYPES)}")
+    low = _number(item, "low", ctx)
+    high = _number(item, "high", ctx)
+    if low is not None and high is not None and not low < high:
+        raise ctx.error(f"`low` ({low}) must be smaller than `high` ({high})", item.key_marks["low"])
+    requires_grad = item.get("requires_grad", dtype in FLOAT_DTYPES)
+    if not isinstance(requires_grad, bool):
+        raise ctx.error("`requires_grad` must be true or false", item.value_marks["requires_grad"])
+    if requires_grad and dtype not in FLOAT_DTYPES:
+        raise ctx.error(f"a {dtype} tensor cannot require grad", item.key_marks["requires_grad"],
+                        hint="set `requires_grad: false`, or use a floating dtype")
+    name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ctx.error("`name` must be a string", item.value_marks["name"])
+    return TensorInput(shape=tuple(shape), dtype=dtype, low=low, high=high,
+                       requires_grad=requires_grad, name=name, line=mark[0])
+
+
+def _number(body: LocDict, key: str, ctx: _Context) -> float | None:
+    if key not in body or body[key] is None:
+        return None
+    value = body[key]
+    if isinstance(value, str):
+        # PyYAML reads `1e-5` (no dot) as a string; accept what Python reads as a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ctx.error(f"`{key}` must be a number", body.value_marks[key])
+    return float(value)
+
+
+def _strings(body: LocDict, key: str, allowed: tuple[str, ...] | None,
+             ctx: _Context) -> tuple[str, ...] | None:
+    if key not in body or body[key] is None:
+        return None
+    value = body[key]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ctx.error(f"`{key}` must be a list of names", body.value_marks[key])
+    for item in value:
+        if allowed is not None and item not in allowed:
+            raise ctx.error(f"unknown {key[:-1]} `{item}`", body.value_marks[key],
+                            hint=did_you_mean(item, allowed) or f"one of: {', '.join(allowed)}")
+        if allowed is None and not _DEVICE.match(item):
+            raise ctx.error(f"unknown device `{item}`", body.value_marks[key],
+                            hint=did_you_mean(item, ("cpu", "cuda")) or "one of: cpu, cuda")
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_settings(body: LocDict, ctx: _Context) -> CheckSettings:
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ctx.error("`seed` must be an integer", body.value_marks["seed"])
+    tolerances = {key: _number(body, key, ctx) for key in ("atol", "rtol", "eps", "nondet_tol")}
+    for key, value in tolerances.items():
+        if value is not None and (value < 0 or (key == "eps" and value == 0)):
+            raise ctx.error(f"`{key}` must be positive", body.value_marks[key])
+    return CheckSettings(
+        devices=_strings(body, "devices", None, ctx),
+        checks=_strings(body, "checks", CHECKS, ctx),
+        seed=seed,
+        **tolerances,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Strip location bookkeeping from a literal so the user's code sees plain lists and dicts."""
+    if isinstance(value, LocDict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, LocList):
+        return [_plain(v) for v in value]
+    return value
