@@ -11,10 +11,14 @@ import time
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from gradcheck_cli import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from gradcheck_cli.errors import GradcheckCliError, UsageError
 
 FORMATS = ("table", "json")
@@ -53,6 +57,8 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Only check this Function (repeatable).")
 @click.option("--case", "cases", multiple=True, metavar="NAME",
               help="Only check this case (repeatable).")
+@click.option("--ignore", "ignore", multiple=True, type=click.Path(), metavar="PATH",
+              help="Leave out this file or folder (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks for internal errors.")
@@ -60,7 +66,7 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 def command(paths: tuple[str, ...], devices: tuple[str, ...], checks: tuple[str, ...],
             seed: int | None, atol: float | None, rtol: float | None, eps: float | None,
             shape: tuple[int, ...] | None, functions: tuple[str, ...], cases: tuple[str, ...],
-            fmt: str, verbose: bool) -> int:
+            ignore: tuple[str, ...], fmt: str, verbose: bool) -> int:
     """Check the hand-written backward of custom torch.autograd.Functions.
 
     PATHS are .py files (Functions found, inputs inferred), .yaml specs, or folders
@@ -74,7 +80,7 @@ def command(paths: tuple[str, ...], devices: tuple[str, ...], checks: tuple[str,
     if not paths:
         raise UsageError("give at least one .py file, .yaml spec or folder",
                          hint="e.g. `gradcheck-cli specs/`")
-    items = collect(list(paths))
+    items = collect(list(paths), ignore)
     for value, name in ((atol, "--atol"), (rtol, "--rtol")):
         if value is not None and value < 0:
             raise UsageError(f"{name} must not be negative")
@@ -120,7 +126,7 @@ def _report(results_iter: object, fmt: str) -> int:
     return summary.exit_code
 
 
-def _console() -> object:
+def _console() -> Console:
     from rich.console import Console
 
     console = Console(highlight=False)

@@ -29,13 +29,19 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def collect(paths: list[str]) -> list[Item]:
-    """Expand files and folders (all specs below a folder), keeping the user's order."""
+def collect(paths: list[str], ignore: tuple[str, ...] = ()) -> list[Item]:
+    """Expand files and folders (all specs below a folder), keeping the user's order.
+
+    `ignore` holds files or folders to leave out, as pytest's --ignore.
+    """
     items: list[Item] = []
     seen: set[Path] = set()
+    ignored = [Path(p).resolve() for p in ignore]
 
     def add(path: Path, kind: str) -> None:
         key = path.resolve()
+        if any(key == i or i in key.parents for i in ignored):
+            return
         if key not in seen:
             seen.add(key)
             items.append(Item(path, kind))

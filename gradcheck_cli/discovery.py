@@ -150,7 +150,7 @@ def user_frame(exc: BaseException, prefer: Path | None = None) -> tuple[str | No
 
 
 def _source_lines(path: Path) -> dict[str, dict[str, int]]:
-    """Line numbers of top-level definitions and their methods: {name: {"": line, "forward": ..}}."""
+    """Lines of top-level definitions and their methods: {name: {"": line, "forward": ...}}."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError):
@@ -203,12 +203,13 @@ def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, in
 
     own = lines.get(cls.__name__, {})
     raw_forward = inspect.getattr_static(cls, "forward")
-    new_style = cls.setup_context is not torch.autograd.Function.setup_context  # type: ignore[comparison-overlap]
+    base_setup = torch.autograd.Function.setup_context
+    new_style = getattr(cls, "setup_context", base_setup) is not base_setup
     kind = "function"
-    if isinstance(raw_forward, staticmethod):
-        params, varargs = _signature_params(cls.forward, 0 if new_style else 1)
-    elif isinstance(raw_forward, classmethod):
-        params, varargs = _signature_params(cls.forward, 0 if new_style else 1)
+    if isinstance(raw_forward, (staticmethod, classmethod)):
+        params, varargs = _signature_params(raw_forward.__func__, 1 if new_style else 2) \
+            if isinstance(raw_forward, classmethod) else \
+            _signature_params(raw_forward.__func__, 0 if new_style else 1)
     else:
         kind = "legacy"
         params, varargs = _signature_params(raw_forward, 1)
@@ -232,7 +233,6 @@ def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, in
 
 
 def _defines_forward(cls: type) -> bool:
-    import torch
 
     for klass in cls.__mro__:
         if "forward" in vars(klass):

@@ -114,7 +114,8 @@ def make_grad_outputs(outputs: tuple[torch.Tensor, ...], seed: int) -> list[torc
     generator = torch.Generator().manual_seed(seed + 1_000_003)
     grads = []
     for output in outputs:
-        dtype = output.dtype if (output.is_floating_point() or output.is_complex()) else torch.float64
+        floating = output.is_floating_point() or output.is_complex()
+        dtype = output.dtype if floating else torch.float64
         if dtype.is_complex:
             real = torch.rand(output.shape, generator=generator, dtype=torch.float64) * 2 - 1
             imag = torch.rand(output.shape, generator=generator, dtype=torch.float64) * 2 - 1

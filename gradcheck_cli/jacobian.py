@@ -143,10 +143,8 @@ def numerical_rows(
             after = evaluate()
             data[index] = original
             derivative = (after - before) / (2 * eps)
-            if column is None:
-                column = derivative
-            else:
-                column = column + derivative * 1j  # the conjugate Wirtinger derivative, as torch
+            # For a complex input, the conjugate Wirtinger derivative d/dx + i d/dy, as torch.
+            column = derivative if column is None else column + derivative * 1j
         assert column is not None
         if columns is None:
             dtype = column.dtype if not tensor.is_complex() else torch.promote_types(

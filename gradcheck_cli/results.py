@@ -32,8 +32,8 @@ class Worst:
     output: int
     output_index: list[int]
     input_index: list[int]
-    analytical: float
-    numerical: float
+    analytical: float | list[float]  # [real, imag] for complex values
+    numerical: float | list[float]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -248,7 +249,8 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
     if not isinstance(shape, list) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     ):
-        raise ctx.error("`shape` must be a list of non-negative integers", item.value_marks["shape"],
+        raise ctx.error("`shape` must be a list of non-negative integers",
+                        item.value_marks["shape"],
                         hint="e.g. `shape: [3, 4]`; `shape: []` is a 0-d tensor")
     dtype = item.get("dtype", "float64")
     if dtype not in TENSOR_DTYPES:
@@ -258,7 +260,8 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
     low = _number(item, "low", ctx)
     high = _number(item, "high", ctx)
     if low is not None and high is not None and not low < high:
-        raise ctx.error(f"`low` ({low}) must be smaller than `high` ({high})", item.key_marks["low"])
+        raise ctx.error(f"`low` ({low}) must be smaller than `high` ({high})",
+                        item.key_marks["low"])
     requires_grad = item.get("requires_grad", dtype in FLOAT_DTYPES)
     if not isinstance(requires_grad, bool):
         raise ctx.error("`requires_grad` must be true or false", item.value_marks["requires_grad"])
@@ -278,10 +281,8 @@ def _number(body: LocDict, key: str, ctx: _Context) -> float | None:
     value = body[key]
     if isinstance(value, str):
         # PyYAML reads `1e-5` (no dot) as a string; accept what Python reads as a number.
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ctx.error(f"`{key}` must be a number", body.value_marks[key])
     return float(value)

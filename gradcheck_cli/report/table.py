@@ -29,7 +29,7 @@ def _errors_cell(result: CheckResult) -> Text:
             value = "non-finite" if entry.note else "n/a"
         else:
             value = format_error(entry.max_abs_error)
-        text.append(f"{entry.name}={value}", style=None if entry.passed else "red")
+        text.append(f"{entry.name}={value}", style="" if entry.passed else "red")
         if not entry.passed:
             text.append(" WRONG", style="bold red")
     if not result.inputs and result.status is Status.SKIPPED:
@@ -84,7 +84,7 @@ def _details(result: CheckResult) -> RenderableType:
                 index = ", ".join(str(i) for i in entry.worst.input_index)
                 worst = f"{entry.name}[{index}]"
             table.add_row(
-                Text(entry.name, style=None if entry.passed else "red"),
+                Text(entry.name, style="" if entry.passed else "red"),
                 format_error(entry.max_abs_error),
                 format_error(entry.max_rel_error),
                 f"{entry.wrong_elements}" if entry.numel else "-",

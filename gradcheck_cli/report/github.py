@@ -1,0 +1,50 @@
+"""GitHub Actions annotations: one `::error` workflow command per failed or errored result."""
+
+from __future__ import annotations
+
+from gradcheck_cli.report.location import position
+from gradcheck_cli.results import CheckResult, Status
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message, as actions/toolkit does: %, CR and LF."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a property value (file, title, ...): the data escapes plus `:` and `,`."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def title(result: CheckResult) -> str:
+    """`gradcheck failed: MulAddSwapped [cpu]`, `gradcheck-cli error: specs/op.yaml`."""
+    check = result.check if result.check != "-" else "gradcheck-cli"
+    subject = result.function or result.spec or result.module or "?"
+    params = [result.device] if result.device != "-" else []
+    if result.case != "default":
+        params.append(result.case)
+    suffix = f" [{'-'.join(params)}]" if params and result.function else ""
+    return f"{check} {result.status.value}: {subject}{suffix}"
+
+
+def annotation(result: CheckResult) -> str:
+    """The `::error file=...,line=...,title=...::message` command for one result."""
+    props: list[tuple[str, str]] = []
+    where = position(result)
+    if where is not None:
+        props.append(("file", where.path))
+        if where.line is not None:
+            props.append(("line", str(where.line)))
+        if where.column is not None:
+            props.append(("col", str(where.column)))
+    props.append(("title", title(result)))
+    message = result.message.strip() or f"{result.check} {result.status.value}"
+    if result.reproduce:
+        message += f"\nreproduce: {result.reproduce}"
+    head = ",".join(f"{key}={escape_property(value)}" for key, value in props)
+    return f"::error {head}::{escape_data(message)}"
+
+
+def annotations(results: list[CheckResult]) -> list[str]:
+    """One workflow command per failed or errored result, in order; none for the rest."""
+    return [annotation(r) for r in results if r.status in (Status.FAILED, Status.ERROR)]

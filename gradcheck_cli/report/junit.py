@@ -1,0 +1,122 @@
+"""The JUnit XML report, as GitLab, Jenkins and GitHub test-report actions read it."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import PurePosixPath
+
+from gradcheck_cli.report import format_error
+from gradcheck_cli.report.location import position
+from gradcheck_cli.results import CheckResult, InputError, Status, Summary
+
+SUITE_NAME = "gradcheck-cli"
+
+# Everything XML 1.0 forbids: C0 controls but tab, LF and CR; lone surrogates; U+FFFE/U+FFFF.
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+_ELEMENT = {Status.FAILED: "failure", Status.ERROR: "error", Status.SKIPPED: "skipped"}
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot hold, even escaped."""
+    return _ILLEGAL_XML.sub("", text)
+
+
+def dotted(path: str) -> str:
+    """`ops/broken.py` -> `ops.broken`: a path as a dotted name, its suffix dropped."""
+    parts = [p for p in PurePosixPath(path.replace("\\", "/")).parts
+             if p not in ("/", ".", "..") and not p.endswith(":")]
+    if parts:
+        parts[-1] = PurePosixPath(parts[-1]).stem or parts[-1]
+    return ".".join(parts) or path
+
+
+def classname(result: CheckResult) -> str:
+    """`ops.broken.MulAddSwapped`; the dotted spec or module path when there is no Function."""
+    if result.function is None:
+        return dotted(result.spec or result.module or "?")
+    return f"{dotted(result.module or result.spec or '?')}.{result.function}"
+
+
+def testcase_name(result: CheckResult) -> str:
+    """`gradcheck[cpu]`, `gradcheck[cpu-wide]`; `collect` for problems found before checking."""
+    params = [result.device] if result.device != "-" else []
+    if result.case != "default":
+        params.append(result.case)
+    base = result.check if result.check != "-" else "collect"
+    return base + (f"[{'-'.join(params)}]" if params else "")
+
+
+def _worst(entry: InputError) -> str:
+    w = entry.worst
+    if w is None or entry.passed:
+        return ""
+    return (f"{entry.name}[{', '.join(map(str, w.input_index))}] -> output {w.output}"
+            f"[{', '.join(map(str, w.output_index))}] "
+            f"(analytical {w.analytical:.4g}, numerical {w.numerical:.4g})")
+
+
+def input_table(inputs: list[InputError]) -> list[str]:
+    """One aligned plain-text line per input: its errors, verdict and worst entry."""
+    rows = [["input", "max abs error", "max rel error", "wrong entries", "verdict", "worst at"]]
+    for entry in inputs:
+        verdict = "ok" if entry.passed else "WRONG"
+        if entry.note:
+            verdict += f" ({entry.note})"
+        rows.append([entry.name, format_error(entry.max_abs_error),
+                     format_error(entry.max_rel_error),
+                     str(entry.wrong_elements) if entry.numel else "-", verdict, _worst(entry)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def details(result: CheckResult) -> str:
+    """The text of a failure, error or skip: message, per-input errors, diagnoses, reproduce."""
+    lines = [result.message or result.status.value]
+    if result.location:
+        lines.append(f"at {result.location}")
+    if result.seed is not None:
+        lines.append(f"seed {result.seed}")
+    if result.inputs:
+        lines += ["", *input_table(result.inputs)]
+    diagnoses = [e for e in result.inputs if e.diagnosis is not None]
+    if diagnoses:
+        lines.append("")
+    for entry in diagnoses:
+        assert entry.diagnosis is not None
+        lines.append(f"{entry.name}: {entry.diagnosis.kind}: {entry.diagnosis.detail}")
+    if result.reproduce:
+        lines += ["", f"reproduce: {result.reproduce}"]
+    return "\n".join(lines)
+
+
+def _testcase(suite: ET.Element, result: CheckResult) -> None:
+    attrs = {"classname": classname(result), "name": testcase_name(result),
+             "time": f"{max(result.duration, 0.0):.3f}"}
+    where = position(result)
+    if where is not None:
+        attrs["file"] = where.path
+        if where.line is not None:
+            attrs["line"] = str(where.line)
+    case = ET.SubElement(suite, "testcase", {k: xml_safe(v) for k, v in attrs.items()})
+    tag = _ELEMENT.get(result.status)
+    if tag is None:
+        return
+    first = (result.message.strip().splitlines() or [result.status.value])[0]
+    outcome = ET.SubElement(case, tag, {"message": xml_safe(first)})
+    outcome.text = xml_safe(details(result))
+
+
+def render(results: list[CheckResult], summary: Summary) -> str:
+    """The whole report: one <testsuites> holding one <testsuite> with a <testcase> per result."""
+    counts = {"tests": str(summary.total), "failures": str(summary.failed),
+              "errors": str(summary.error), "skipped": str(summary.skipped),
+              "time": f"{max(summary.duration, 0.0):.3f}"}
+    root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
+    for result in results:
+        _testcase(suite, result)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
