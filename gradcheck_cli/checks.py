@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli.contract import explain
+from gradcheck_cli.diagnose import Block, diagnose_first_order, diagnose_second_order
 from gradcheck_cli.discovery import Target
 from gradcheck_cli.inputs import make_grad_outputs
 from gradcheck_cli.jacobian import (
@@ -27,7 +28,7 @@ from gradcheck_cli.jacobian import (
     is_diff_tensor,
     unravel,
 )
-from gradcheck_cli.results import InputError, Status, Worst
+from gradcheck_cli.results import Diagnosis, InputError, Status, Worst
 
 Fn = Callable[..., Any]
 
@@ -74,7 +75,8 @@ class _Checker:
 
     def __init__(self, target: Target, fn: Fn, args: list[Any], names: list[str],
                  tolerances: Tolerances, max_elements: int, order: str,
-                 output_names: Callable[[int], str] | None = None) -> None:
+                 output_names: Callable[[int], str] | None = None,
+                 first_order_ok: bool | None = None) -> None:
         self.target = target
         self.fn = fn
         self.args = args
@@ -83,6 +85,7 @@ class _Checker:
         self.max_elements = max_elements
         self.order = order
         self.output_names = output_names or (lambda i: f"output {i}")
+        self.first_order_ok = first_order_ok
         self.backward_location = f"{target.file}:{target.backward_line or target.line}"
         self.rows = 0
 
@@ -133,6 +136,8 @@ class _Checker:
         except Exception as exc:
             raise self.error(exc, "backward") from None
         outcome = self._judge(comparisons)
+        if outcome.status is Status.FAILED and len(comparisons) == 1:
+            self._diagnose(outcome, comparisons[0])
         if outcome.status is Status.PASSED:
             extra = self._backward_scales_with_grad_output(diff_outputs)
             extra = extra or self._undefined_output_grads()
@@ -142,9 +147,67 @@ class _Checker:
                 outcome.location = self.backward_location
         return outcome
 
-    def _compare(self, fn: Fn, func_out: tuple[Any, ...]) -> Comparison:
-        return compare(fn, self.args, func_out, eps=self.tol.eps, atol=self.tol.atol,
+    def _compare(self, fn: Fn, func_out: tuple[Any, ...], eps: float | None = None
+                 ) -> Comparison:
+        return compare(fn, self.args, func_out, eps=eps or self.tol.eps, atol=self.tol.atol,
                        rtol=self.tol.rtol, max_elements=self.max_elements)
+
+    def _diagnose(self, outcome: Outcome, comparison: Comparison) -> None:
+        blocks = [Block(stat, self.names[stat.position], tuple(self.args[stat.position].shape))
+                  for stat in comparison.inputs]
+        found = diagnose_first_order(blocks, self.tol.rtol, self.tol.atol, self.tol.nondet_tol,
+                                     self._probe, self.tol.eps)
+        if self.order == "second":
+            second = diagnose_second_order(blocks, self.output_names, self.first_order_ok)
+            found.update({k: v for k, v in second.items()
+                          if found.get(k) is None or found[k].kind != "nondeterministic"})
+        by_position = {entry.index: entry for entry in outcome.inputs}
+        for position, diagnosis in found.items():
+            by_position[position].diagnosis = diagnosis
+        self._step_size(outcome)
+
+    def _step_size(self, outcome: Outcome) -> None:
+        """For a small mismatch: does the error change with the step (noise) or not (a bug)?"""
+        failing = [e for e in outcome.inputs if not e.passed and e.note is None
+                   and e.max_abs_error is not None]
+        # "Small": within 1e-3 absolute or 1% relative; larger errors are never step noise.
+        if not failing or any((e.max_abs_error or 0) > 1e-3 and (e.max_rel_error or 0) > 1e-2
+                              for e in failing):
+            return
+        if any(e.diagnosis and e.diagnosis.kind == "nondeterministic" for e in failing):
+            return
+        func_out = as_tuple(self.fn(*self.args))
+        errors: dict[int, list[tuple[float, float]]] = {e.index: [] for e in failing}
+        for eps in (self.tol.eps * 10, self.tol.eps / 10):
+            other = self._compare(self.fn, func_out, eps)
+            for stat in other.inputs:
+                if stat.position in errors:
+                    errors[stat.position].append((eps, stat.max_abs))
+        for entry in failing:
+            original = entry.max_abs_error or 0.0
+            tried = [(self.tol.eps, original), *errors[entry.index]]
+            best_eps, best = min(tried, key=lambda t: t[1])
+            steps = ", ".join(f"eps {e:g}: {v:.2g}" for e, v in tried[1:])
+            # A wrong formula gives the same error at every step; finite-difference noise
+            # (truncation ~ eps², rounding ~ 1/eps) moves with it.
+            if max(v for _, v in tried) > 3 * best:
+                entry.diagnosis = _precision(entry.name, self.tol.eps, original, steps, best_eps,
+                                             best)
+            elif entry.diagnosis is not None:
+                entry.diagnosis.detail += (f" (the error stays about {original:.2g} when the "
+                                           f"step changes — {steps} — so it is real, not "
+                                           "finite-difference noise)")
+
+    def _probe(self, position: int, flat: int, step: float) -> torch.Tensor:
+        data = self.args[position].data
+        index = unravel(flat, data.shape)
+        original = data[index].clone()
+        try:
+            data[index] = original + step
+            outs = as_tuple(self.fn(*self.args))
+            return torch.cat([o.detach().reshape(-1) for o in outs if is_diff_tensor(o)])
+        finally:
+            data[index] = original
 
     def _check_finite_outputs(self, func_out: tuple[Any, ...]) -> None:
         for index, out in enumerate(func_out):
@@ -323,6 +386,17 @@ class _Checker:
         return None
 
 
+def _precision(name: str, eps: float, original: float, steps: str, best_eps: float,
+               best: float) -> Diagnosis:
+    advice = (f"use `eps: {best_eps:g}` (error {best:.2g}) or a larger `atol`"
+              if best_eps != eps else "the current step is already the best: raise `atol`")
+    return Diagnosis(
+        "precision",
+        f"the error of `{name}` ({original:.2g} at eps {eps:g}) changes with the step ({steps}): "
+        f"it is finite-difference noise, not a wrong gradient; {advice}",
+    )
+
+
 def _fmt_value(value: float | list[float]) -> str:
     if isinstance(value, list):
         return f"{value[0]:.4g}{value[1]:+.4g}j"
@@ -369,7 +443,7 @@ def gradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tol
 
 
 def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
-                  max_elements: int, seed: int) -> Outcome:
+                  max_elements: int, seed: int, first_order_ok: bool | None = None) -> Outcome:
     """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients."""
     try:
         func_out = as_tuple(target.call(*args))
@@ -401,5 +475,5 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
         return f"output {index}"
 
     checker = _Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
-                       tolerances, max_elements, "second", output_name)
+                       tolerances, max_elements, "second", output_name, first_order_ok)
     return checker.run()

@@ -14,7 +14,6 @@ from gradcheck_cli.errors import did_you_mean
 TABLE = "gradcheck-cli"
 FILENAME = "pyproject.toml"
 
-# key -> (what the value must be, in words; whether a value is one)
 _Check = Callable[[Any], bool]
 
 
@@ -30,6 +29,7 @@ def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
+# key -> (what its value must be, in words; the test a value must pass)
 KEYS: dict[str, tuple[str, _Check]] = {
     "specs": ("a string (a folder)", lambda v: isinstance(v, str)),
     "devices": ("a list of strings", _is_str_list),
@@ -62,11 +62,12 @@ def _toml_loader() -> Callable[[BinaryIO], dict[str, Any]] | None:
         import tomllib
 
         return tomllib.load
-    try:
-        import tomli
-    except ImportError:
-        return None
-    return tomli.load  # type: ignore[no-any-return]
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli
+        except ImportError:
+            return None
+        return tomli.load
 
 
 def _type_name(value: Any) -> str:

@@ -48,13 +48,20 @@ def testcase_name(result: CheckResult) -> str:
     return base + (f"[{'-'.join(params)}]" if params else "")
 
 
+def _value(value: float | list[float]) -> str:
+    # Complex values arrive as [real, imag].
+    if isinstance(value, list):
+        return f"{complex(*value[:2]):.4g}"
+    return f"{value:.4g}"
+
+
 def _worst(entry: InputError) -> str:
     w = entry.worst
     if w is None or entry.passed:
         return ""
     return (f"{entry.name}[{', '.join(map(str, w.input_index))}] -> output {w.output}"
             f"[{', '.join(map(str, w.output_index))}] "
-            f"(analytical {w.analytical:.4g}, numerical {w.numerical:.4g})")
+            f"(analytical {_value(w.analytical)}, numerical {_value(w.numerical)})")
 
 
 def input_table(inputs: list[InputError]) -> list[str]:
@@ -81,12 +88,10 @@ def details(result: CheckResult) -> str:
         lines.append(f"seed {result.seed}")
     if result.inputs:
         lines += ["", *input_table(result.inputs)]
-    diagnoses = [e for e in result.inputs if e.diagnosis is not None]
+    diagnoses = [f"{e.name}: {e.diagnosis.kind}: {e.diagnosis.detail}"
+                 for e in result.inputs if e.diagnosis is not None]
     if diagnoses:
-        lines.append("")
-    for entry in diagnoses:
-        assert entry.diagnosis is not None
-        lines.append(f"{entry.name}: {entry.diagnosis.kind}: {entry.diagnosis.detail}")
+        lines += ["", *diagnoses]
     if result.reproduce:
         lines += ["", f"reproduce: {result.reproduce}"]
     return "\n".join(lines)

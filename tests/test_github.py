@@ -1,0 +1,90 @@
+"""GitHub Actions annotations: escaped per GitHub's rules, pointing at the right file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from gradcheck_cli.report import github
+from gradcheck_cli.report.location import Position, split_location
+from gradcheck_cli.results import CheckResult, Status
+
+
+def _result(status: Status = Status.FAILED, **changes: object) -> CheckResult:
+    result = CheckResult(
+        module="ops/broken.py", spec="specs/broken.yaml", function="MulAddSwapped",
+        case="default", device="cpu", check="gradcheck", status=status,
+        message="gradient of `p` is wrong", line=6, location="ops/broken.py:15",
+    )
+    for key, value in changes.items():
+        setattr(result, key, value)
+    return result
+
+
+def _split(command: str) -> tuple[dict[str, str], str]:
+    assert command.startswith("::error ")
+    head, sep, message = command[len("::error "):].partition("::")
+    assert sep
+    props = dict(item.split("=", 1) for item in head.split(","))
+    return props, message
+
+
+def test_points_at_location_file_and_line() -> None:
+    (command,) = github.annotations([_result()])
+    assert command == ("::error file=ops/broken.py,line=15,"
+                       "title=gradcheck failed%3A MulAddSwapped [cpu]::gradient of `p` is wrong")
+
+
+def test_only_failed_and_errored_results_are_annotated() -> None:
+    results = [_result(Status.PASSED), _result(Status.SKIPPED), _result(Status.FAILED),
+               _result(Status.ERROR, check="gradgradcheck", case="wide")]
+    commands = github.annotations(results)
+    assert len(commands) == 2
+    props, _ = _split(commands[1])
+    assert props["title"] == "gradgradcheck error%3A MulAddSwapped [cpu-wide]"
+
+
+def test_message_escapes_newlines_percent_and_keeps_colons_and_commas() -> None:
+    result = _result(message="first: a, b\r\nsecond 100%", reproduce="gradcheck-cli x.yaml")
+    _, message = _split(github.annotation(result))
+    assert message == "first: a, b%0D%0Asecond 100%25%0Areproduce: gradcheck-cli x.yaml"
+    assert "\n" not in github.annotation(result) and "\r" not in github.annotation(result)
+
+
+def test_properties_escape_colons_commas_and_newlines() -> None:
+    result = _result(location="dir,with:odd\nname/op.py:7", function="Op,Two")
+    command = github.annotation(result)
+    props, _ = _split(command)  # splitting on "," still works: commas inside are escaped
+    assert props["file"] == "dir%2Cwith%3Aodd%0Aname/op.py"
+    assert props["line"] == "7"
+    assert props["title"] == "gradcheck failed%3A Op%2CTwo [cpu]"
+
+
+def test_without_location_points_at_the_spec() -> None:
+    result = _result(Status.ERROR, location=None, function=None, device="-", check="-",
+                     message="cannot import ops/broken.py")
+    props, message = _split(github.annotation(result))
+    assert props == {"file": "specs/broken.yaml",
+                     "title": "gradcheck-cli error%3A specs/broken.yaml"}
+    assert message == "cannot import ops/broken.py"
+
+
+def test_column_is_passed_on() -> None:
+    result = _result(Status.ERROR, location="specs/broken.yaml:3:9")
+    props, _ = _split(github.annotation(result))
+    assert (props["file"], props["line"], props["col"]) == ("specs/broken.yaml", "3", "9")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ops/op.py:15", Position("ops/op.py", 15)),
+    ("spec.yaml:3:7", Position("spec.yaml", 3, 7)),
+    ("ops/op.py", Position("ops/op.py")),
+    ("C:\\ops\\op.py:15", Position("C:\\ops\\op.py", 15)),
+    ("C:\\ops\\op.py", Position("C:\\ops\\op.py")),
+])
+def test_split_location(text: str, expected: Position) -> None:
+    assert split_location(text) == expected
+
+
+def test_escape_functions() -> None:
+    assert github.escape_data("50%\r\nnext: a,b") == "50%25%0D%0Anext: a,b"
+    assert github.escape_property("a: b, c%") == "a%3A b%2C c%25"
