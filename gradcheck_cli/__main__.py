@@ -2,4 +2,6 @@
 
 from gradcheck_cli.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes are spawned, and spawn re-imports the parent's __main__.
+if __name__ == "__main__":
+    raise SystemExit(main())

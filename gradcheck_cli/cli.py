@@ -1,29 +1,35 @@
-"""The command line: options -> run -> report -> exit code. Nothing else lives here.
+"""The command line: options (+ project config) -> run -> report -> exit code. Nothing else.
 
-Importing this module must not import torch: `--help` and `--version` stay instant.
+Importing this module must not import torch: `--help`, `--version` and completion stay
+instant, and a fully cached run never imports it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gradcheck_cli import __version__
+from gradcheck_cli.errors import GradcheckCliError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
-from gradcheck_cli.errors import GradcheckCliError, UsageError
 
-FORMATS = ("table", "json")
+    from gradcheck_cli.results import CheckResult, Summary
+    from gradcheck_cli.runner import RunOutcome
+
+FORMATS = ("table", "json", "junit", "github")
 EXIT_INTERNAL = 3
 EXIT_USAGE = 4
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 
 
 def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -36,6 +42,35 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     if any(n < 0 for n in shape):
         raise click.BadParameter("sizes must be non-negative")
     return shape
+
+
+def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):]
+    try:
+        amount = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{value!r} is not a size; write it like 2GB or 500MB") from None
+    if amount <= 0:
+        raise click.BadParameter("must be positive")
+    return int(amount)
+
+
+def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "auto":
+        return -1
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of worker processes or auto") from None
+    if jobs < 0:
+        raise click.BadParameter("must be 0 (in this process), a positive number, or auto")
+    return jobs
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,71 +94,210 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Only check this case (repeatable).")
 @click.option("--ignore", "ignore", multiple=True, type=click.Path(), metavar="PATH",
               help="Leave out this file or folder (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Report format on stdout.")
+@click.option("--mode", type=click.Choice(["auto", "exact", "probe"]), default=None,
+              help="exact: full per-input Jacobians; probe: random directions, for big ops; "
+                   "auto (default): exact when it fits --max-memory and time.")
+@click.option("--max-memory", callback=_memory, default=None, metavar="SIZE",
+              help="Memory for Jacobians per check, e.g. 2GB. Default: 1GB, less when "
+                   "free memory is short.")
+@click.option("-j", "--jobs", callback=_jobs, default=None, metavar="N|auto",
+              help="Worker processes (default: auto, one per core; 0: run in this process).")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="Per-check time limit in worker processes. Default: 120.")
+@click.option("--no-cache", is_flag=True, help="Ignore and do not write cached passes.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where cached passes live. Default: .gradcheck_cache/ in the project root.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Report on stdout: table (default), json, junit, github (annotations "
+                   "plus the table).")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write a JUnit XML report to FILE.")
+@click.option("--allow-empty", is_flag=True,
+              help="Exit 0 when nothing is collected (set automatically under pre-commit).")
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks for internal errors.")
 @click.version_option(__version__, "--version", prog_name="gradcheck-cli")
-def command(paths: tuple[str, ...], devices: tuple[str, ...], checks: tuple[str, ...],
-            seed: int | None, atol: float | None, rtol: float | None, eps: float | None,
-            shape: tuple[int, ...] | None, functions: tuple[str, ...], cases: tuple[str, ...],
-            ignore: tuple[str, ...], fmt: str, verbose: bool) -> int:
+def command(**kwargs: Any) -> int:
     """Check the hand-written backward of custom torch.autograd.Functions.
 
-    PATHS are .py files (Functions found, inputs inferred), .yaml specs, or folders
-    (every spec below them).
+    PATHS are .py files (their specs in the specs folder are used, else Functions are
+    found and inputs inferred), .yaml specs, or folders (every spec below them).
+    `gradcheck-cli init FILE.py` writes a starter spec.
 
     Exit codes: 0 all passed, 1 a check failed or errored, 2 interrupted,
     3 internal error, 4 usage error, 5 nothing collected.
     """
+    from gradcheck_cli.config import find_config
+
+    config = find_config()
+    for warning in config.warnings:
+        click.echo(f"gradcheck-cli: warning: {warning}", err=True)
+    settings = _settings(kwargs, config.values, config.path)
     from gradcheck_cli.collect import collect
 
+    paths = list(kwargs["paths"])
+    specs_folder = settings["specs_folder"]
     if not paths:
-        raise UsageError("give at least one .py file, .yaml spec or folder",
-                         hint="e.g. `gradcheck-cli specs/`")
-    items = collect(list(paths), ignore)
-    for value, name in ((atol, "--atol"), (rtol, "--rtol")):
+        if specs_folder is None:
+            raise UsageError("give at least one .py file, .yaml spec or folder",
+                             hint="e.g. `gradcheck-cli specs/`, or set `specs` under "
+                                  "[tool.gradcheck-cli] in pyproject.toml")
+        paths = [str(specs_folder)]
+    items, notes = collect(paths, kwargs["ignore"], specs_folder=specs_folder)
+    for note in notes:
+        click.echo(f"gradcheck-cli: {note}", err=True)
+    _quiet_torch_import()
+    from gradcheck_cli.runner import run
+
+    outcome = run(items, settings["options"], **_progress(len(items)))
+    return _report(outcome, settings["format"], kwargs["junit_xml"], settings["allow_empty"])
+
+
+def _settings(flags: dict[str, Any], config: dict[str, Any],
+              config_path: Path | None) -> dict[str, Any]:
+    """Flags win over [tool.gradcheck-cli], which wins over the defaults."""
+    from gradcheck_cli.runner import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, RunOptions
+
+    def pick(flag: Any, key: str, default: Any = None) -> Any:
+        if flag not in (None, ()):
+            return flag
+        return config.get(key, default)
+
+    for name in ("atol", "rtol"):
+        value = pick(flags[name], name)
         if value is not None and value < 0:
-            raise UsageError(f"{name} must not be negative")
+            raise UsageError(f"--{name} must not be negative")
+    eps = pick(flags["eps"], "eps")
     if eps is not None and eps <= 0:
         raise UsageError("--eps must be positive")
-    _quiet_torch_import()
-    from gradcheck_cli.runner import RunOptions, run
-
+    devices = tuple(pick(flags["devices"], "devices", ()) or ()) or None
+    checks = tuple(pick(flags["checks"], "checks", ()) or ()) or None
+    for device in devices or ():
+        if device not in ("cpu", "cuda"):
+            raise UsageError(f"unknown device `{device}` in the project config")
+    for check in checks or ():
+        if check not in ("gradcheck", "gradgradcheck"):
+            raise UsageError(f"unknown check `{check}` in the project config")
+    fmt = pick(flags["fmt"], "format", "table")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format `{fmt}` in the project config",
+                         hint=f"one of: {', '.join(FORMATS)}")
+    jobs = flags["jobs"]
+    if jobs is None:
+        configured = config.get("jobs", "auto")
+        jobs = -1 if configured == "auto" else int(configured)
+    root = config_path.parent if config_path else _project_root()
+    use_cache = not flags["no_cache"] and config.get("cache", True)
+    cache_dir = Path(pick(flags["cache_dir"], "cache_dir", root / ".gradcheck_cache"))
+    specs = config.get("specs")
+    specs_folder = Path(specs) if specs else (root / "specs" if (root / "specs").is_dir()
+                                              else None)
+    timeout = float(pick(flags["timeout"], "timeout", DEFAULT_TIMEOUT))
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
     options = RunOptions(
-        devices=devices or None, checks=checks or None, seed=seed, atol=atol, rtol=rtol,
-        eps=eps, shape=shape or (3, 4), functions=functions, cases=cases,
+        devices=devices, checks=checks, seed=pick(flags["seed"], "seed"),
+        atol=pick(flags["atol"], "atol"), rtol=pick(flags["rtol"], "rtol"), eps=eps,
+        shape=flags["shape"] or (3, 4), functions=flags["functions"], cases=flags["cases"],
+        max_memory=flags["max_memory"] or DEFAULT_MAX_MEMORY,
+        mode=flags["mode"] or "auto", jobs=jobs, timeout=timeout,
+        cache_dir=cache_dir if use_cache else None,
     )
-    return _report(run(items, options), fmt)
+    allow_empty = flags["allow_empty"] or bool(os.environ.get("PRE_COMMIT"))
+    return {"options": options, "format": fmt, "specs_folder": specs_folder,
+            "allow_empty": allow_empty}
+
+
+def _project_root() -> Path:
+    """The nearest folder above the working directory holding pyproject.toml or .git."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return here
 
 
 def _quiet_torch_import() -> None:
     # torch warns at import when numpy is missing; numpy is not needed to check gradients.
     warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
-    warnings.filterwarnings("ignore", message=r".*NumPy.*", module=r"torch.*")
 
 
-def _report(results_iter: object, fmt: str) -> int:
-    from gradcheck_cli.results import CheckResult, Summary
+def _progress(items: int) -> dict[str, Any]:
+    """A progress bar on stderr in a terminal (never in CI logs), fed as results finish."""
+    if items == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
+        return {}
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    started = time.perf_counter()
-    results: list[CheckResult] = []
-    interrupted = False
-    try:
-        for result in results_iter:  # type: ignore[attr-defined]
-            results.append(result)
-    except KeyboardInterrupt:
-        interrupted = True
-    summary = Summary.of(results, time.perf_counter() - started)
-    summary.interrupted = interrupted
+    progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), console=Console(stderr=True),
+                        transient=True)
+    state: dict[str, Any] = {}
+
+    def on_start(total: int) -> None:
+        progress.start()
+        state["task"] = progress.add_task("", total=total)
+
+    def on_result(result: CheckResult, done: int, total: int) -> None:
+        if "task" in state:
+            progress.update(state["task"], completed=done, total=total,
+                            description=f"{result.function or ''} {result.status.value}")
+            if done >= total:
+                progress.stop()
+
+    import atexit
+
+    atexit.register(progress.stop)
+    return {"on_start": on_start, "on_result": on_result}
+
+
+def _report(outcome: RunOutcome, fmt: str, junit_xml: str | None, allow_empty: bool) -> int:
+    from gradcheck_cli.results import Summary
+
+    results = outcome.results
+    summary = Summary.of(results, _elapsed())
+    summary.interrupted = outcome.interrupted
     if fmt == "json":
         from gradcheck_cli.report import json as json_report
 
         click.echo(json_report.render(results, summary))
+    elif fmt == "junit":
+        from gradcheck_cli.report import junit
+
+        click.echo(junit.render(results, summary))
     else:
         from gradcheck_cli.report import table
 
         table.render(_console(), results, summary)
-    return summary.exit_code
+        if fmt == "github":
+            from gradcheck_cli.report import github
+
+            for line in github.annotations(results):
+                click.echo(line)
+    if junit_xml:
+        _write_junit(Path(junit_xml), results, summary)
+    code = summary.exit_code
+    if code == 5 and allow_empty:
+        return 0
+    return code
+
+
+def _write_junit(path: Path, results: list[CheckResult], summary: Summary) -> None:
+    from gradcheck_cli.report import junit
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(junit.render(results, summary), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the JUnit report: {exc}", file=str(path)) from None
+
+
+_STARTED: list[float] = []
+
+
+def _elapsed() -> float:
+    import time
+
+    return time.perf_counter() - _STARTED[0] if _STARTED else 0.0
 
 
 def _console() -> Console:
@@ -137,7 +311,14 @@ def _console() -> Console:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (pytest's convention)."""
+    import time
+
+    _STARTED[:] = [time.perf_counter()]
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "init":
+        from gradcheck_cli.scaffold import init_command
+
+        return init_command(args[1:])
     verbose = "-v" in args or "--verbose" in args
     try:
         code = command.main(args=args, prog_name="gradcheck-cli", standalone_mode=False)

@@ -1,16 +1,18 @@
-"""Command-line paths -> what to check: spec files and bare Python files."""
+"""Command-line paths -> what to check: spec files, and bare Python files to infer inputs for."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from gradcheck_cli.errors import UsageError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".gradcheck_cache", "node_modules",
-             ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+SKIP_DIRS = {"__pycache__", "node_modules", "venv", "site-packages"}
+_SPEC_KEY = re.compile(r"^(module|functions|defaults)\s*:", re.MULTILINE)
+_FUNCTION_HINT = re.compile(r"\bFunction\b|autograd")
 
 
 @dataclass(frozen=True)
@@ -29,22 +31,58 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def collect(paths: list[str], ignore: tuple[str, ...] = ()) -> list[Item]:
+def looks_like_spec(path: Path) -> bool:
+    """A YAML file that is (or tries to be) a gradcheck spec, unlike a CI workflow.
+
+    Decided on the text, so a spec with a YAML syntax error still counts and gets reported.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
+    return bool(_SPEC_KEY.search(text))
+
+
+def might_define_functions(path: Path) -> bool:
+    """A .py worth importing: it mentions autograd or Function. Others are never executed."""
+    try:
+        return bool(_FUNCTION_HINT.search(path.read_text(encoding="utf-8", errors="replace")))
+    except OSError:
+        return True
+
+
+def specs_referencing(folder: Path) -> dict[Path, list[Path]]:
+    """module file -> the specs in `folder` whose `module:` names it."""
+    from gradcheck_cli.specfile import load_spec
+
+    found: dict[Path, list[Path]] = {}
+    for spec_path in _walk_specs(folder):
+        spec = load_spec(spec_path)
+        if spec.module is not None:
+            found.setdefault(spec.module.resolve(), []).append(spec_path)
+    return found
+
+
+def collect(paths: list[str], ignore: tuple[str, ...] = (),
+            specs_folder: Path | None = None) -> tuple[list[Item], list[str]]:
     """Expand files and folders (all specs below a folder), keeping the user's order.
 
-    `ignore` holds files or folders to leave out, as pytest's --ignore.
+    A .py file stands for the specs in `specs_folder` that name it; with none, its
+    Functions are found and their inputs inferred. `ignore` holds files or folders to
+    leave out, as pytest's --ignore. Returns the items and notes for the user.
     """
     items: list[Item] = []
+    notes: list[str] = []
     seen: set[Path] = set()
     ignored = [Path(p).resolve() for p in ignore]
+    referencing: dict[Path, list[Path]] | None = None
 
     def add(path: Path, kind: str) -> None:
         key = path.resolve()
-        if any(key == i or i in key.parents for i in ignored):
+        if any(key == i or i in key.parents for i in ignored) or key in seen:
             return
-        if key not in seen:
-            seen.add(key)
-            items.append(Item(path, kind))
+        seen.add(key)
+        items.append(Item(path, kind))
 
     for raw in paths:
         path = Path(raw)
@@ -55,12 +93,24 @@ def collect(paths: list[str], ignore: tuple[str, ...] = ()) -> list[Item]:
             for found in _walk_specs(path):
                 add(found, "spec")
         elif path.suffix in SPEC_SUFFIXES:
-            add(path, "spec")
+            if looks_like_spec(path):
+                add(path, "spec")
+            else:
+                notes.append(f"{raw}: not a gradcheck spec (no `module:`/`functions:`), skipped")
         elif path.suffix == ".py":
-            add(path, "module")
+            if referencing is None:
+                referencing = specs_referencing(specs_folder) if specs_folder else {}
+            specs = referencing.get(path.resolve())
+            if specs:
+                for spec in specs:
+                    add(spec, "spec")
+            elif might_define_functions(path):
+                add(path, "module")
+            else:
+                notes.append(f"{raw}: no autograd Function in it, nothing to check")
         else:
             raise UsageError(f"not a .py file, a .yaml spec or a folder: {raw}")
-    return items
+    return items, notes
 
 
 def _walk_specs(folder: Path) -> list[Path]:
@@ -68,6 +118,6 @@ def _walk_specs(folder: Path) -> list[Path]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(SPEC_SUFFIXES):
+            if name.endswith(SPEC_SUFFIXES) and looks_like_spec(Path(root) / name):
                 found.append(Path(root) / name)
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import traceback
 
 import torch
@@ -10,24 +9,20 @@ import torch
 from gradcheck_cli import checks
 from gradcheck_cli.collect import display
 from gradcheck_cli.contract import explain, legacy_message
-from gradcheck_cli.discovery import Target, import_file, resolve
-from gradcheck_cli.errors import GradcheckCliError, SpecError
+from gradcheck_cli.discovery import Target, candidate_names, import_file, resolve
+from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.inputs import build_inputs, check_arity, describe, infer_inputs
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.runner import RunOptions, Task
+from gradcheck_cli.runner import (
+    RunOptions,
+    Task,
+    error_result,
+    reproduce_command,
+    task_result,
+)
 from gradcheck_cli.specfile import TensorInput
 
 TORCH_DEFAULTS = checks.Tolerances()
-
-
-def reproduce_command(task: Task, seed: int) -> str:
-    """The command that re-runs only this result."""
-    path = task.spec or task.module
-    parts = ["gradcheck-cli", display(path), "--function", task.function]
-    if task.case.name != "default":
-        parts += ["--case", task.case.name]
-    parts += ["--device", task.device, "--check", task.check, "--seed", str(seed)]
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 def tolerances(task: Task, options: RunOptions) -> checks.Tolerances:
@@ -44,21 +39,28 @@ def tolerances(task: Task, options: RunOptions) -> checks.Tolerances:
     )
 
 
-def execute(task: Task, options: RunOptions) -> CheckResult:
-    seed = options.seed if options.seed is not None else (task.settings.seed or 0)
-    result = CheckResult(
-        module=display(task.module),
-        spec=display(task.spec) if task.spec else None,
-        function=task.function,
-        case=task.case.name,
-        device=task.device,
-        check=task.check,
-        status=Status.PASSED,
-        seed=seed,
-        line=None,
-    )
+def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None) -> CheckResult:
+    """Run one check; every problem, ours included, becomes a result rather than an exception.
+
+    A module that does not import, or a Function the module lacks, gives a result with
+    check "-" (and function None for the module), which the runner reports once.
+    """
+    result = task_result(task, options, status=Status.PASSED)
     try:
-        _execute(task, options, seed, result)
+        module = import_file(task.module)
+    except ModuleLoadError as exc:
+        return error_result(task.module, task.spec, exc)
+    target = resolve(module, task.module, task.function)
+    if target is None:
+        hint = did_you_mean(task.function, candidate_names(module))
+        missing = SpecError(
+            f"`{task.function}` is not defined in {display(task.module)}",
+            file=display(task.spec) if task.spec else None, line=task.spec_line,
+            hint=hint or "name a torch.autograd.Function subclass or a function of that module",
+        )
+        return error_result(task.module, task.spec, missing, task.function, task.case.name)
+    try:
+        _execute(task, target, options, result, first_order_ok)
     except GradcheckCliError as exc:
         result.status = Status.ERROR
         result.message = str(exc)
@@ -68,15 +70,15 @@ def execute(task: Task, options: RunOptions) -> CheckResult:
         result.message = (f"internal error in gradcheck-cli: {type(exc).__name__}: {exc}\n"
                           + "".join(traceback.format_exception(exc)))
     if result.status in (Status.FAILED, Status.ERROR):
-        result.reproduce = reproduce_command(task, seed)
+        result.reproduce = reproduce_command(task, result.seed or 0)
+    else:
+        result.reproduce = None
     return result
 
 
-def _execute(task: Task, options: RunOptions, seed: int, result: CheckResult) -> None:
-    module = import_file(task.module)
-    target = resolve(module, task.module, task.function)
-    if target is None:
-        raise SpecError(f"`{task.function}` is not defined in {display(task.module)}")
+def _execute(task: Task, target: Target, options: RunOptions, result: CheckResult,
+             first_order_ok: bool | None) -> None:
+    seed = result.seed or 0
     result.line = target.line
     result.location = f"{display(target.file)}:{target.line}"
     if task.device.startswith("cuda") and not torch.cuda.is_available():
@@ -112,7 +114,8 @@ def _execute(task: Task, options: RunOptions, seed: int, result: CheckResult) ->
     if task.check == "gradcheck":
         outcome = checks.gradcheck(target, built.args, built.names, tol, budget)
     else:
-        outcome = checks.gradgradcheck(target, built.args, built.names, tol, budget, seed)
+        outcome = checks.gradgradcheck(target, built.args, built.names, tol, budget, seed,
+                                       first_order_ok=first_order_ok)
     result.status = outcome.status
     result.message = outcome.message
     result.inputs = outcome.inputs

@@ -1,21 +1,26 @@
-"""Plan -> results: load specs and modules, build inputs, run each check, never stop early."""
+"""Plan -> results: expand specs into tasks, reuse cached passes, run the rest, never stop early.
+
+Planning reads YAML only; the user's modules are imported where the checks run (in worker
+processes, see `pool`, or in this process with `jobs=0`), so a module that hangs, aborts
+or raises at import costs only its own results.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradcheck_cli.collect import Item, display
-from gradcheck_cli.errors import GradcheckCliError, SpecError, did_you_mean
+from gradcheck_cli.errors import GradcheckCliError, SpecError
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, FunctionSpec, load_spec
+from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, load_spec
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of Jacobian blocks held at once per check
+DEFAULT_TIMEOUT = 120.0  # seconds per check
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,10 @@ class RunOptions:
     functions: tuple[str, ...] = ()
     cases: tuple[str, ...] = ()
     max_memory: int = DEFAULT_MAX_MEMORY
+    mode: str = "auto"
+    jobs: int = 0  # worker processes; 0 runs in this process, -1 one per core
+    timeout: float = DEFAULT_TIMEOUT
+    cache_dir: Path | None = None  # None: no cache
 
 
 @dataclass
@@ -48,7 +57,24 @@ class Task:
     inferred: bool
     explicit_checks: bool
     spec_line: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    order: int = 0
+
+
+@dataclass
+class Job:
+    """Tasks that share a Function, case and device: they run in order in one worker."""
+
+    id: int
+    tasks: list[Task]
+    discover: Path | None = None  # a .py whose Functions are to be found (no tasks yet)
+
+
+@dataclass
+class RunOutcome:
+    """Every result in plan order, and whether the run was cut short."""
+
+    results: list[CheckResult] = field(default_factory=list)
+    interrupted: bool = False
 
 
 @contextlib.contextmanager
@@ -71,8 +97,11 @@ def user_output_to_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _error(module: Path | None, spec: Path | None, exc: GradcheckCliError,
-           function: str | None = None, case: str = "default") -> CheckResult:
+def error_result(module: Path | None, spec: Path | None, exc: GradcheckCliError,
+                 function: str | None = None, case: str = "default") -> CheckResult:
+    """A result for a problem found before any check ran (a spec or module that won't load)."""
+    if exc.file is not None:
+        exc.file = display(Path(exc.file))
     return CheckResult(
         module=display(module) if module else None,
         spec=display(spec) if spec else None,
@@ -87,71 +116,89 @@ def _error(module: Path | None, spec: Path | None, exc: GradcheckCliError,
     )
 
 
-def _default_devices() -> tuple[str, ...]:
+def task_seed(task: Task, options: RunOptions) -> int:
+    return options.seed if options.seed is not None else (task.settings.seed or 0)
+
+
+def reproduce_command(task: Task, seed: int) -> str:
+    """The command that re-runs only this result."""
+    import shlex
+
+    path = task.spec or task.module
+    parts = ["gradcheck-cli", display(path), "--function", task.function]
+    if task.case.name != "default":
+        parts += ["--case", task.case.name]
+    parts += ["--device", task.device, "--check", task.check, "--seed", str(seed)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def task_result(task: Task, options: RunOptions, message: str = "",
+                status: Status = Status.ERROR) -> CheckResult:
+    """A result for `task` that says where it came from; the check fills in the rest."""
+    seed = task_seed(task, options)
+    result = CheckResult(
+        module=display(task.module),
+        spec=display(task.spec) if task.spec else None,
+        function=task.function,
+        case=task.case.name,
+        device=task.device,
+        check=task.check,
+        status=status,
+        message=message,
+        seed=seed,
+    )
+    if status in (Status.FAILED, Status.ERROR):
+        result.reproduce = reproduce_command(task, seed)
+    return result
+
+
+def cuda_possible() -> bool:
+    """Whether CUDA could be available, answered without importing torch where we can.
+
+    On Linux a CUDA device needs /dev/nvidia* nodes: with none, the answer is no and a
+    fully cached run never pays for `import torch`.
+    """
+    if sys.platform.startswith("linux") and not any(Path("/dev").glob("nvidia*")):
+        return False
     import torch
 
-    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    return bool(torch.cuda.is_available())
 
 
-def plan(items: list[Item], options: RunOptions) -> Iterator[Task | CheckResult]:
-    """Expand items into tasks; problems found while planning come out as error results."""
-    for item in items:
-        if item.kind == "spec":
-            yield from _plan_spec(item.path, options)
-        else:
-            yield from _plan_module(item.path, options)
+def default_devices() -> tuple[str, ...]:
+    return ("cpu", "cuda") if cuda_possible() else ("cpu",)
 
 
 def _selected(name: str, options: RunOptions) -> bool:
     return not options.functions or name in options.functions
 
 
-def _plan_spec(path: Path, options: RunOptions) -> Iterator[Task | CheckResult]:
-    from gradcheck_cli.discovery import import_file
-
+def plan_spec(path: Path, options: RunOptions) -> Iterator[Task | CheckResult]:
+    """The tasks of one spec file (reading YAML only), or error results for its problems."""
     spec = load_spec(path, display(path))
     if spec.error is not None or spec.module is None:
-        error = spec.error or SpecError("spec has no module", file=display(path))
-        yield _error(None, path, error)
-        return
-    try:
-        module = import_file(spec.module)
-    except GradcheckCliError as exc:
-        yield _error(spec.module, path, exc)
+        yield error_result(None, path, spec.error or SpecError("spec has no module",
+                                                               file=display(path)))
         return
     for function in spec.functions:
         if not _selected(function.name, options):
             continue
-        yield from _plan_function(spec.module, path, function, module, options)
-
-
-def _plan_function(module_path: Path, spec_path: Path, function: FunctionSpec, module: object,
-                   options: RunOptions) -> Iterator[Task | CheckResult]:
-    from gradcheck_cli.discovery import candidate_names
-
-    if function.error is not None:
-        yield _error(module_path, spec_path, function.error, function.name)
-        return
-    if not callable(getattr(module, function.name, None)):
-        hint = did_you_mean(function.name, candidate_names(module))  # type: ignore[arg-type]
-        yield _error(module_path, spec_path, SpecError(
-            f"`{function.name}` is not defined in {display(module_path)}",
-            file=display(spec_path), line=function.line,
-            hint=hint or "name a torch.autograd.Function subclass or a function of that module",
-        ), function.name)
-        return
-    for case in function.cases:
-        if options.cases and case.name not in options.cases:
+        if function.error is not None:
+            yield error_result(spec.module, path, function.error, function.name)
             continue
-        settings = function.settings.merged(case.settings)
-        yield from _expand(module_path, spec_path, function.name, case, settings,
-                           inferred=case.inputs is None, options=options,
-                           spec_line=case.line or function.line)
+        for case in function.cases:
+            if options.cases and case.name not in options.cases:
+                continue
+            settings = function.settings.merged(case.settings)
+            yield from expand(spec.module, path, function.name, case, settings,
+                              inferred=case.inputs is None, options=options,
+                              spec_line=case.line or function.line)
 
 
-def _expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings: CheckSettings,
-            inferred: bool, options: RunOptions, spec_line: int | None) -> Iterator[Task]:
-    devices = options.devices or settings.devices or _default_devices()
+def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings: CheckSettings,
+           inferred: bool, options: RunOptions, spec_line: int | None) -> Iterator[Task]:
+    """One task per device and check, as the flags, else the spec, else the defaults say."""
+    devices = options.devices or settings.devices or default_devices()
     checks = options.checks or settings.checks or CHECKS
     explicit = options.checks is not None or settings.checks is not None
     for device in devices:
@@ -161,40 +208,183 @@ def _expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings
                        explicit_checks=explicit, spec_line=spec_line)
 
 
-def _plan_module(path: Path, options: RunOptions) -> Iterator[Task | CheckResult]:
+def discovered_tasks(path: Path, names: list[str], options: RunOptions) -> Iterator[Task]:
+    """Tasks with inferred inputs for the Functions found in a bare .py file."""
+    for name in names:
+        if _selected(name, options):
+            case = CaseSpec("default", None, CheckSettings(), None)
+            yield from expand(path, None, name, case, CheckSettings(), inferred=True,
+                              options=options, spec_line=None)
+
+
+def plan(items: list[Item], options: RunOptions) -> Iterator[Task | CheckResult]:
+    """Expand items into tasks in this process (bare .py files are imported to find Functions)."""
     from gradcheck_cli.discovery import find_functions, import_file
 
-    try:
-        module = import_file(path)
-    except GradcheckCliError as exc:
-        yield _error(path, None, exc)
-        return
-    for target in find_functions(module, path):
-        if not _selected(target.name, options):
+    for item in items:
+        if item.kind == "spec":
+            yield from plan_spec(item.path, options)
             continue
-        case = CaseSpec("default", None, CheckSettings(), None)
-        yield from _expand(path, None, target.name, case, CheckSettings(), inferred=True,
-                           options=options, spec_line=None)
+        try:
+            module = import_file(item.path)
+        except GradcheckCliError as exc:
+            yield error_result(item.path, None, exc)
+            continue
+        names = [t.name for t in find_functions(module, item.path)]
+        yield from discovered_tasks(item.path, names, options)
 
 
-def run(items: list[Item], options: RunOptions) -> Iterator[CheckResult]:
-    """Every result, in plan order, as each finishes.
+def group(tasks: list[Task], first_id: int = 0) -> list[Job]:
+    """Consecutive tasks of one Function x case x device form a job."""
+    jobs: list[Job] = []
+    for task in tasks:
+        key = (task.module, task.spec, task.function, task.case.name, task.device)
+        last = jobs[-1].tasks[-1] if jobs and jobs[-1].tasks else None
+        if last is not None and (last.module, last.spec, last.function, last.case.name,
+                                 last.device) == key:
+            jobs[-1].tasks.append(task)
+        else:
+            jobs.append(Job(id=first_id + len(jobs), tasks=[task]))
+    return jobs
 
-    The user's code (imports and checks) runs with stdout sent to stderr; our own output
-    between results is untouched.
-    """
-    from gradcheck_cli.execute import execute
 
-    planned = plan(items, options)
-    while True:
-        with user_output_to_stderr():
-            entry = next(planned, None)
-            if entry is None:
+Progress = Callable[[CheckResult, int, int], None]
+
+
+class _Collector:
+    """Orders results, merges the duplicates a broken module or Function produces."""
+
+    def __init__(self, on_result: Progress | None) -> None:
+        self.by_order: dict[float, CheckResult] = {}
+        self.broken: set[tuple[str | None, str | None, str | None]] = set()
+        self.on_result = on_result
+        self.total = 0
+
+    def known_broken(self, task: Task) -> bool:
+        spec = display(task.spec) if task.spec else None
+        module = display(task.module)
+        return ((spec, module, None) in self.broken
+                or (spec, module, task.function) in self.broken)
+
+    def add(self, order: float, result: CheckResult) -> None:
+        if result.check == "-":
+            # A module that does not import, or a Function it lacks: one result, not one per check.
+            key = (result.spec, result.module, result.function)
+            if key in self.broken:
                 return
-            if isinstance(entry, CheckResult):
-                result = entry
+            self.broken.add(key)
+        self.by_order[order] = result
+        if self.on_result is not None:
+            self.on_result(result, len(self.by_order), self.total)
+
+    def results(self) -> list[CheckResult]:
+        return [self.by_order[k] for k in sorted(self.by_order)]
+
+
+def run(items: list[Item], options: RunOptions, on_result: Progress | None = None,
+        on_start: Callable[[int], None] | None = None) -> RunOutcome:
+    """Check everything in `items`; Ctrl-C stops cleanly with what finished so far."""
+    from gradcheck_cli.cache import Cache
+
+    outcome = RunOutcome()
+    collector = _Collector(on_result)
+    cache = Cache(options.cache_dir) if options.cache_dir is not None else None
+    tasks: list[Task] = []
+    discover: list[tuple[int, Path]] = []
+    order = 0
+    try:
+        for index, item in enumerate(items):
+            if item.kind == "module":
+                discover.append((index, item.path))
+                continue
+            for entry in plan_spec(item.path, options):
+                order += 1
+                if isinstance(entry, CheckResult):
+                    collector.add(float(order), entry)
+                else:
+                    entry.order = order
+                    tasks.append(entry)
+        to_run: list[Task] = []
+        for task in tasks:
+            if task.device.startswith("cuda") and not cuda_possible():
+                skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
+                collector.add(float(task.order), skipped)
+                continue
+            hit = cache.lookup(task, options) if cache is not None else None
+            if hit is not None:
+                collector.add(float(task.order), hit)
             else:
-                started = time.perf_counter()
-                result = execute(entry, options)
-                result.duration = time.perf_counter() - started
-        yield result
+                to_run.append(task)
+        collector.total = len(collector.by_order) + len(to_run) + len(discover)
+        if on_start is not None:
+            on_start(collector.total)
+        if to_run or discover:
+            _execute_all(to_run, discover, options, collector, cache, order)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    outcome.results = collector.results()
+    return outcome
+
+
+def _execute_all(tasks: list[Task], discover: list[tuple[int, Path]], options: RunOptions,
+                 collector: _Collector, cache: object, last_order: int) -> None:
+    from gradcheck_cli.cache import Cache
+
+    assert cache is None or isinstance(cache, Cache)
+    jobs = group(tasks)
+    next_order = last_order + 1
+    for index, path in discover:
+        # Discovered tasks are ordered after the specs, in the order the files were given.
+        jobs.append(Job(id=len(jobs), tasks=[], discover=path))
+        del index
+
+    def record(task: Task | None, result: CheckResult, deps: list[str]) -> None:
+        order = float(task.order) if task is not None else float(10**9 + len(collector.by_order))
+        collector.add(order, result)
+        if cache is not None and task is not None:
+            cache.store(task, options, result, deps)
+
+    def found(job: Job, names: list[str]) -> list[Job]:
+        nonlocal next_order
+        assert job.discover is not None
+        new = list(discovered_tasks(job.discover, names, options))
+        for task in new:
+            task.order = next_order
+            next_order += 1
+        collector.total += len(new)
+        return group(new, first_id=10**6 + next_order)
+
+    if options.jobs == 0:
+        from gradcheck_cli.worker import run_job_here
+
+        queue = list(jobs)
+        while queue:
+            job = queue.pop(0)
+            if job.tasks and collector.known_broken(job.tasks[0]):
+                continue
+            for message in run_job_here(job, options):
+                queue.extend(_handle(message, job, record, found))
+    else:
+        from gradcheck_cli.pool import WorkerPool
+
+        size = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        with WorkerPool(min(size, max(1, len(jobs))), options) as pool:
+            pool.run(jobs, lambda message, job: _handle(message, job, record, found),
+                     collector.known_broken)
+
+
+def _handle(message: tuple[object, ...], job: Job,
+            record: Callable[[Task | None, CheckResult, list[str]], None],
+            found: Callable[[Job, list[str]], list[Job]]) -> list[Job]:
+    """Apply one worker message; returns new jobs (from a discovery)."""
+    kind = message[0]
+    if kind == "result":
+        _, index, data, deps = message
+        assert isinstance(index, int) and isinstance(data, dict) and isinstance(deps, list)
+        task = job.tasks[index] if job.tasks else None
+        record(task, CheckResult.from_dict(data), deps)
+    elif kind == "discovered":
+        _, names = message
+        assert isinstance(names, list)
+        return found(job, names)
+    return []

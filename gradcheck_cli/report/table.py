@@ -69,7 +69,7 @@ def _details(result: CheckResult) -> RenderableType:
     if result.seed is not None:
         head.append(f" (seed {result.seed})", style="dim")
     lines: list[RenderableType] = [head]
-    if result.location:
+    if result.location and not result.message.startswith(result.location):
         lines.append(Text(f"  at {result.location}", style="dim"))
     for line in result.message.splitlines() or [""]:
         lines.append(Text("  " + line))

@@ -1,0 +1,194 @@
+"""Worker processes that survive the user's code: per-check timeouts, crashes, replacement."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+
+from gradcheck_cli.collect import display
+from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.runner import Job, RunOptions, Task, task_result
+
+Handler = Callable[[tuple[object, ...], Job], list[Job]]
+
+
+class _Worker:
+    def __init__(self, context: multiprocessing.context.SpawnContext, options: RunOptions) -> None:
+        from gradcheck_cli.worker import worker_main
+
+        parent, child = context.Pipe()
+        self.conn: Connection = parent
+        self.proc: BaseProcess = context.Process(target=worker_main, args=(child, options),
+                                                 daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: Job | None = None
+        self.index: int | None = None  # the task running now; None while importing
+        self.importing = False
+        self.deadline: float | None = None
+        self.started = time.monotonic()
+
+    def send(self, job: Job) -> None:
+        self.job = job
+        self.index = None
+        self.importing = False
+        self.deadline = None
+        self.conn.send(job)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " — out of memory?" if name == "SIGKILL" else ""
+        return f"worker crashed ({name}){hint}"
+    return f"worker exited with code {exitcode} (the code called exit()?)"
+
+
+class WorkerPool:
+    """Up to `size` spawned workers running jobs; a dead or hung worker is replaced."""
+
+    def __init__(self, size: int, options: RunOptions) -> None:
+        self.size = max(1, size)
+        self.options = options
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: list[_Worker] = []
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        interrupted = kind is not None
+        for worker in self.workers:
+            if interrupted:
+                worker.kill()
+            else:
+                worker.stop()
+        for worker in self.workers:
+            worker.proc.join(2 if not interrupted else 0.1)
+            if worker.proc.is_alive():
+                worker.kill()
+        self.workers.clear()
+
+    def run(self, jobs: list[Job], handle: Handler, skip: Callable[[Task], bool]) -> None:
+        """Run every job; `handle` gets each message and may return new jobs to queue."""
+        queue: deque[Job] = deque(jobs)
+        timeout = self.options.timeout
+        while True:
+            for worker in self.workers:
+                if worker.job is None and queue:
+                    job = self._next(queue, skip)
+                    if job is not None:
+                        worker.send(job)
+            while queue and len(self.workers) < self.size:
+                job = self._next(queue, skip)
+                if job is None:
+                    break
+                worker = _Worker(self.context, self.options)
+                self.workers.append(worker)
+                worker.send(job)
+            busy = [w for w in self.workers if w.job is not None]
+            if not busy and not queue:
+                return
+            now = time.monotonic()
+            deadlines = [w.deadline for w in busy if w.deadline is not None]
+            wait_for = max(0.0, min(deadlines) - now) if deadlines else None
+            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], wait_for)
+            for worker in list(busy):
+                self._drain(worker, queue, handle, timeout)
+
+    @staticmethod
+    def _next(queue: deque[Job], skip: Callable[[Task], bool]) -> Job | None:
+        while queue:
+            job = queue.popleft()
+            if job.tasks and skip(job.tasks[0]):
+                continue
+            return job
+        return None
+
+    def _drain(self, worker: _Worker, queue: deque[Job], handle: Handler,
+               timeout: float) -> None:
+        job = worker.job
+        assert job is not None
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                kind = message[0]
+                if kind == "import":
+                    worker.importing = True
+                    worker.started = time.monotonic()
+                    worker.deadline = worker.started + timeout
+                elif kind == "start":
+                    worker.importing = False
+                    worker.index = message[1]
+                    worker.started = time.monotonic()
+                    worker.deadline = worker.started + timeout
+                elif kind == "done":
+                    worker.job = None
+                    worker.deadline = None
+                    return
+                elif kind != "ready":
+                    queue.extend(handle(message, job))
+        except (EOFError, OSError):
+            pass
+        if not worker.proc.is_alive():
+            self._lost(worker, queue, handle, _death(worker.proc.exitcode))
+        elif worker.deadline is not None and time.monotonic() > worker.deadline:
+            worker.proc.kill()
+            worker.proc.join(5)
+            what = "while importing the module" if worker.importing else ""
+            self._lost(worker, queue, handle,
+                       f"timed out after {timeout:g}s {what}".rstrip()
+                       + " (a hang, or a check too slow for --timeout: raise it or shrink "
+                       "the inputs)")
+
+    def _lost(self, worker: _Worker, queue: deque[Job], handle: Handler, why: str) -> None:
+        """The worker died or hung: report the task it was on, requeue the rest, replace it."""
+        job = worker.job
+        self.workers.remove(worker)
+        worker.kill()
+        if job is None:
+            return
+        spent = time.monotonic() - worker.started
+        if job.discover is not None:
+            result = CheckResult(module=display(job.discover), spec=None, function=None,
+                                 case="default", device="-", check="-", status=Status.ERROR,
+                                 message=f"{why} while importing {display(job.discover)}",
+                                 duration=spent)
+            handle(("result", -1, result.to_dict(), []), job)
+            return
+        if worker.importing or worker.index is None:
+            task = job.tasks[0]
+            broken = task_result(task, self.options, f"{why} while importing the module")
+            broken.function = None
+            broken.device = broken.check = "-"
+            broken.duration = spent
+            handle(("result", 0, broken.to_dict(), []), job)
+            return
+        index = worker.index
+        lost = task_result(job.tasks[index], self.options, why)
+        lost.duration = spent
+        handle(("result", index, lost.to_dict(), []), job)
+        rest = job.tasks[index + 1:]
+        if rest:
+            queue.appendleft(Job(id=job.id, tasks=rest))

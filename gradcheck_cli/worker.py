@@ -1,0 +1,102 @@
+"""Run jobs where the user's code may crash: the loop inside a worker process, or in-process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.results import Status
+from gradcheck_cli.runner import Job, RunOptions, error_result, user_output_to_stderr
+
+Message = tuple[object, ...]
+_deps: dict[Path, list[str]] = {}
+
+
+def local_files(module_path: Path) -> list[str]:
+    """The user's files this module imported (for the cache): below its folder, not libraries."""
+    module_path = module_path.resolve()
+    if module_path in _deps:
+        return _deps[module_path]
+    from gradcheck_cli.discovery import package_root
+
+    root = package_root(module_path)[0].resolve()
+    files = {str(module_path)}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if not name:
+            continue
+        path = Path(name).resolve()
+        if "site-packages" in path.parts or "dist-packages" in path.parts:
+            continue
+        if root in path.parents and path.suffix == ".py":
+            files.add(str(path))
+    _deps[module_path] = sorted(files)
+    return _deps[module_path]
+
+
+def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
+    """Run one job in this process, yielding ("start", i), ("result", i, dict, deps), ..."""
+    from gradcheck_cli.execute import execute
+
+    if job.discover is not None:
+        from gradcheck_cli.discovery import find_functions, import_file
+
+        try:
+            with user_output_to_stderr():
+                module = import_file(job.discover)
+                names = [t.name for t in find_functions(module, job.discover)]
+        except GradcheckCliError as exc:
+            yield ("result", -1, error_result(job.discover, None, exc).to_dict(), [])
+            return
+        yield ("discovered", names)
+        return
+    if job.tasks:
+        from gradcheck_cli.discovery import import_file
+
+        task = job.tasks[0]
+        yield ("import",)
+        try:
+            with user_output_to_stderr():
+                import_file(task.module)
+        except GradcheckCliError as exc:
+            yield ("result", 0, error_result(task.module, task.spec, exc).to_dict(), [])
+            return
+    first_order_ok: bool | None = None
+    for index, task in enumerate(job.tasks):
+        yield ("start", index)
+        started = time.perf_counter()
+        with user_output_to_stderr():
+            result = execute(task, options, first_order_ok=first_order_ok)
+        result.duration = time.perf_counter() - started
+        if task.check == "gradcheck":
+            first_order_ok = result.status is Status.PASSED
+        deps = local_files(task.module) if result.status is Status.PASSED else []
+        yield ("result", index, result.to_dict(), deps)
+
+
+def worker_main(conn: Connection, options: RunOptions) -> None:
+    """A worker process: receive jobs, send messages, until told to stop (None)."""
+    # Ctrl-C is the parent's to handle: it stops the workers and reports what finished.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
+    import torch
+
+    # The parent runs one check per core: more threads per check would only contend.
+    torch.set_num_threads(1)
+    conn.send(("ready",))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        for message in run_job_here(job, options):
+            conn.send(message)
+        conn.send(("done",))
