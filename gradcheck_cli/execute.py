@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 
 import torch
@@ -12,6 +13,7 @@ from gradcheck_cli.contract import explain, legacy_message
 from gradcheck_cli.discovery import Target, candidate_names, import_file, resolve
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.inputs import build_inputs, check_arity, describe, infer_inputs
+from gradcheck_cli.resources import check_fits, jacobian_budget
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.runner import (
     RunOptions,
@@ -107,10 +109,16 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         specs = infer_inputs(target, shape)
     else:
         check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
+    workers = _workers(options)
+    too_big = check_fits(specs, workers)
+    if too_big is not None:
+        result.status = Status.ERROR
+        result.message = too_big
+        return
     built = build_inputs(target, specs, seed, task.device)
     torch.manual_seed(seed)
     tol = tolerances(task, options)
-    budget = max(1, options.max_memory // 16)
+    budget = max(1, jacobian_budget(options.max_memory, workers) // 16)
     if task.check == "gradcheck":
         outcome = checks.gradcheck(target, built.args, built.names, tol, budget)
     else:
@@ -124,6 +132,12 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.location = _shown(outcome.location)
     if task.inferred and outcome.status is Status.ERROR:
         result.message = _inferred_hint(target, specs, built.names, outcome.message)
+
+
+def _workers(options: RunOptions) -> int:
+    if options.jobs == 0:
+        return 1
+    return options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
 
 
 def _shown(location: str) -> str:

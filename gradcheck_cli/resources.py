@@ -1,0 +1,70 @@
+"""How much memory a check may use, and whether its inputs fit before anything is allocated."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+from gradcheck_cli.specfile import InputSpec, TensorInput
+
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "complex128": 16,
+             "complex64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1,
+             "bool": 1}
+# A check holds the inputs, a perturbed copy of each, the outputs of two evaluations and
+# the gradients of a backward: about this many times the inputs' bytes (outputs of the
+# size of the inputs; a bigger output makes the Jacobian bigger, which the Jacobian
+# budget bounds separately).
+WORKING_SET_FACTOR = 6
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still hand out (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def input_bytes(specs: Sequence[InputSpec]) -> int:
+    return sum(math.prod(s.shape) * _ITEMSIZE.get(s.dtype, 8)
+               for s in specs if isinstance(s, TensorInput))
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{size:.3g} TB"
+
+
+def check_fits(specs: Sequence[InputSpec], workers: int) -> str | None:
+    """Why this check cannot fit in memory (with how to shrink it), or None when it fits."""
+    free = available_memory()
+    if free is None:
+        return None
+    share = free // max(1, workers)
+    need = input_bytes(specs) * WORKING_SET_FACTOR
+    if need <= share:
+        return None
+    return (f"this check needs about {human(need)} (inputs of {human(input_bytes(specs))}, "
+            f"about {WORKING_SET_FACTOR}x that while checking) but only {human(share)} is free "
+            f"for each of {workers} worker(s): shrink the input shapes in the spec, or run "
+            "fewer checks at once (-j 1)")
+
+
+def jacobian_budget(requested: int, workers: int) -> int:
+    """Bytes of Jacobian blocks one check may hold: as asked, but at most a quarter of its
+    share of free memory, so that parallel checks cannot together exhaust it."""
+    free = available_memory()
+    if free is None:
+        return requested
+    return max(1 << 20, min(requested, free // (4 * max(1, workers))))
