@@ -114,6 +114,12 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Also write a JUnit XML report to FILE.")
 @click.option("--allow-empty", is_flag=True,
               help="Exit 0 when nothing is collected (set automatically under pre-commit).")
+@click.option("--float32", is_flag=True,
+              help="Also check float32 gradients against float64 ones (precision loss).")
+@click.option("--dodge-kinks", is_flag=True,
+              help="Redraw inputs (next seeds) when the only failures sit at kinks.")
+@click.option("--save-repro", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write a standalone torch script per failed check into DIR.")
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks for internal errors.")
 @click.version_option(__version__, "--version", prog_name="gradcheck-cli")
 def command(**kwargs: Any) -> int:
@@ -149,6 +155,11 @@ def command(**kwargs: Any) -> int:
     from gradcheck_cli.runner import run
 
     outcome = run(items, settings["options"], **_progress(len(items)))
+    if kwargs["save_repro"]:
+        from gradcheck_cli.report import repro
+
+        for path in repro.save(outcome.results, Path(kwargs["save_repro"])):
+            click.echo(f"gradcheck-cli: wrote {path}", err=True)
     return _report(outcome, settings["format"], kwargs["junit_xml"], settings["allow_empty"])
 
 
@@ -201,6 +212,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         max_memory=flags["max_memory"] or DEFAULT_MAX_MEMORY,
         mode=flags["mode"] or "auto", jobs=jobs, timeout=timeout,
         cache_dir=cache_dir if use_cache else None,
+        float32=flags["float32"], dodge_kinks=flags["dodge_kinks"],
     )
     allow_empty = flags["allow_empty"] or bool(os.environ.get("PRE_COMMIT"))
     return {"options": options, "format": fmt, "specs_folder": specs_folder,

@@ -33,7 +33,7 @@ class Target:
     """Something to check: an autograd Function subclass or a plain callable."""
 
     name: str
-    kind: str  # "function" | "legacy" | "callable"
+    kind: str  # "function" | "legacy" | "callable" | "module" (an nn.Module subclass)
     obj: Any
     file: Path
     line: int
@@ -268,6 +268,12 @@ def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
     lines = _source_lines(path)
     if isinstance(value, type) and issubclass(value, torch.autograd.Function):
         return describe_function_class(value, path, lines)
+    if isinstance(value, type) and issubclass(value, torch.nn.Module):
+        params, varargs = _signature_params(value.forward, 1)
+        own = lines.get(name, {})
+        return Target(name=name, kind="module", obj=value, file=path,
+                      line=own.get("", 1), params=params, varargs=varargs,
+                      forward_line=own.get("forward"), backward_line=own.get("forward"))
     if callable(value):
         params, varargs = _signature_params(value, 0)
         line = lines.get(name, {}).get("")

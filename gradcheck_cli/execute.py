@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from typing import Any
 
 import torch
 
@@ -13,6 +14,7 @@ from gradcheck_cli.contract import explain, legacy_message
 from gradcheck_cli.discovery import Target, candidate_names, import_file, resolve
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.inputs import build_inputs, check_arity, describe, infer_inputs
+from gradcheck_cli.precision import float32_check
 from gradcheck_cli.resources import check_fits, jacobian_budget
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.runner import (
@@ -22,7 +24,7 @@ from gradcheck_cli.runner import (
     reproduce_command,
     task_result,
 )
-from gradcheck_cli.specfile import TensorInput
+from gradcheck_cli.specfile import InputSpec, TensorInput
 
 TORCH_DEFAULTS = checks.Tolerances()
 
@@ -115,23 +117,93 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.status = Status.ERROR
         result.message = too_big
         return
-    built = build_inputs(target, specs, seed, task.device)
-    torch.manual_seed(seed)
     tol = tolerances(task, options)
     budget = max(1, jacobian_budget(options.max_memory, workers) // 16)
-    if task.check == "gradcheck":
-        outcome = checks.gradcheck(target, built.args, built.names, tol, budget)
-    else:
-        outcome = checks.gradgradcheck(target, built.args, built.names, tol, budget, seed,
-                                       first_order_ok=first_order_ok)
+    tried = []
+    for attempt in range(4 if options.dodge_kinks else 1):
+        attempt_seed = seed + attempt
+        built = build_inputs(target, specs, attempt_seed, task.device)
+        checked, args, names = target, built.args, built.names
+        if target.kind == "module":
+            checked, args, names = module_target(target, built.args, built.names,
+                                                 task.settings.init or {}, attempt_seed,
+                                                 task.device)
+        torch.manual_seed(attempt_seed)
+        if task.check == "gradcheck":
+            outcome = checks.gradcheck(checked, args, names, tol, budget)
+        elif task.check == "float32":
+            outcome = float32_check(checked, args, names, attempt_seed)
+        else:
+            outcome = checks.gradgradcheck(checked, args, names, tol, budget, attempt_seed,
+                                           first_order_ok=first_order_ok)
+        if not _only_kinks(outcome):
+            break
+        tried.append(attempt_seed)
+    if tried and attempt_seed not in tried:
+        outcome.message = (f"inputs redrawn to dodge kinks (seed {', '.join(map(str, tried))} "
+                           f"put elements at a non-differentiable point; used seed "
+                           f"{attempt_seed}). " + outcome.message).strip()
+        result.seed = attempt_seed
     result.status = outcome.status
     result.message = outcome.message
     result.inputs = outcome.inputs
     result.mode = outcome.mode
+    if target.kind != "module":
+        result.recipe = {"inputs": recipe(specs, built.names), "eps": tol.eps, "atol": tol.atol,
+                         "rtol": tol.rtol}
     if outcome.location:
         result.location = _shown(outcome.location)
     if task.inferred and outcome.status is Status.ERROR:
         result.message = _inferred_hint(target, specs, built.names, outcome.message)
+
+
+def _only_kinks(outcome: checks.Outcome) -> bool:
+    failing = [e for e in outcome.inputs if not e.passed]
+    return (outcome.status is Status.FAILED and bool(failing)
+            and all(e.diagnosis is not None and e.diagnosis.kind == "kink" for e in failing))
+
+
+def module_target(target: Target, args: list[Any], names: list[str], init: dict[str, Any],
+                  seed: int, device: str) -> tuple[Target, list[Any], list[str]]:
+    """An nn.Module as a function of (inputs, parameters), via torch.func.functional_call.
+
+    The parameters become inputs named as in `named_parameters()` (`fc1.weight`), so each
+    gets its own per-input error.
+    """
+    torch.manual_seed(seed)
+    try:
+        instance = target.obj(**init)
+    except Exception as exc:
+        why = explain(exc, target, names, "__init__")
+        raise GradcheckCliError(f"constructing {target.name}(**init) failed: {why.message}",
+                                file=why.file, line=why.line,
+                                hint="give its constructor arguments under `init:`") from None
+    instance = instance.to(device=device, dtype=torch.float64)
+    named = [(n, p) for n, p in instance.named_parameters() if p.requires_grad]
+    params = [p.detach().clone().requires_grad_(True) for _, p in named]
+    count = len(args)
+
+    def call(*all_args: Any) -> Any:
+        weights = {n: a for (n, _), a in zip(named, all_args[count:])}
+        return torch.func.functional_call(instance, weights, tuple(all_args[:count]))
+
+    wrapped = Target(name=target.name, kind="callable", obj=call, file=target.file,
+                     line=target.line, params=target.params, forward_line=target.forward_line,
+                     backward_line=target.forward_line)
+    return wrapped, [*args, *params], [*names, *(n for n, _ in named)]
+
+
+def recipe(specs: tuple[InputSpec, ...], names: list[str]) -> list[dict[str, Any]]:
+    """How each input was made, for a standalone reproduction script."""
+    made: list[dict[str, Any]] = []
+    for spec, name in zip(specs, names):
+        if isinstance(spec, TensorInput):
+            made.append({"name": name, "shape": list(spec.shape), "dtype": spec.dtype,
+                         "low": spec.low, "high": spec.high,
+                         "requires_grad": spec.requires_grad, "avoid": list(spec.avoid)})
+        else:
+            made.append({"name": name, "value": spec.value})
+    return made
 
 
 def _workers(options: RunOptions) -> int:

@@ -96,6 +96,8 @@ def make_tensor(spec: TensorInput, generator: torch.Generator, device: str) -> t
         value = torch.complex(real * (high - low) + low, imag * (high - low) + low).to(dtype)
     elif dtype.is_floating_point:
         value = (torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low)
+        if spec.avoid:
+            value = _keep_away(value, spec.avoid, low, high, generator)
         value = value.to(dtype)
     elif dtype == torch.bool:
         value = torch.rand(shape, generator=generator) < 0.5
@@ -106,6 +108,27 @@ def make_tensor(spec: TensorInput, generator: torch.Generator, device: str) -> t
     value = value.to(device)
     if spec.requires_grad:
         value.requires_grad_(True)
+    return value
+
+
+def avoid_margin(low: float, high: float) -> float:
+    # Far beyond gradcheck's default step (1e-6), small enough to keep the spread of the draw.
+    return max(1e-4, 1e-3 * (high - low))
+
+
+def _keep_away(value: torch.Tensor, points: tuple[float, ...], low: float, high: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Redraw the elements that fall within a margin of a point to avoid (a kink)."""
+    margin = avoid_margin(low, high)
+    for _ in range(100):
+        near = torch.zeros(value.shape, dtype=torch.bool)
+        for point in points:
+            near |= (value - point).abs() < margin
+        count = int(near.sum())
+        if count == 0:
+            return value
+        fresh = torch.rand(count, generator=generator, dtype=torch.float64) * (high - low) + low
+        value[near] = fresh
     return value
 
 

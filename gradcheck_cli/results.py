@@ -72,6 +72,8 @@ class CheckResult:
     mode: str = "exact"
     cached: bool = False
     reproduce: str | None = None
+    # How the inputs were made and the tolerances used: what --save-repro needs.
+    recipe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

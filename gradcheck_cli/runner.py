@@ -41,6 +41,8 @@ class RunOptions:
     jobs: int = 0  # worker processes; 0 runs in this process, -1 one per core
     timeout: float = DEFAULT_TIMEOUT
     cache_dir: Path | None = None  # None: no cache
+    float32: bool = False  # add the float32 consistency check everywhere
+    dodge_kinks: bool = False  # redraw inputs when the only failures sit at kinks
 
 
 @dataclass
@@ -200,6 +202,8 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
     """One task per device and check, as the flags, else the spec, else the defaults say."""
     devices = options.devices or settings.devices or default_devices()
     checks = options.checks or settings.checks or CHECKS
+    if (options.float32 or settings.float32) and "float32" not in checks:
+        checks = (*checks, "float32")
     explicit = options.checks is not None or settings.checks is not None
     for device in devices:
         for check in checks:

@@ -18,11 +18,13 @@ TENSOR_DTYPES = (
     "int64", "int32", "int16", "int8", "uint8", "bool",
 )
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16", "complex128", "complex64")
-SETTING_KEYS = ("devices", "checks", "seed", "atol", "rtol", "eps", "nondet_tol")
+SETTING_KEYS = ("devices", "checks", "seed", "atol", "rtol", "eps", "nondet_tol", "float32",
+                "init")
 FUNCTION_KEYS = ("inputs", "cases", *SETTING_KEYS)
 CASE_KEYS = ("name", "inputs", *SETTING_KEYS)
 TOP_KEYS = ("module", "defaults", "functions")
-TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name")
+TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name", "avoid",
+               "exclude_zero")
 VALUE_KEYS = ("value", "name")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
@@ -38,6 +40,8 @@ class CheckSettings:
     rtol: float | None = None
     eps: float | None = None
     nondet_tol: float | None = None
+    float32: bool | None = None  # also compare float32 gradients with float64 ones
+    init: dict[str, Any] | None = None  # constructor arguments of an nn.Module
 
     def merged(self, over: CheckSettings) -> CheckSettings:
         """These settings with every field that `over` sets replaced."""
@@ -56,6 +60,7 @@ class TensorInput:
     requires_grad: bool = True
     name: str | None = None
     line: int | None = None
+    avoid: tuple[float, ...] = ()  # points (kinks) the values keep away from
 
 
 @dataclass(frozen=True)
@@ -271,8 +276,30 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
     name = item.get("name")
     if name is not None and not isinstance(name, str):
         raise ctx.error("`name` must be a string", item.value_marks["name"])
+    avoid = _avoid(item, ctx)
     return TensorInput(shape=tuple(shape), dtype=dtype, low=low, high=high,
-                       requires_grad=requires_grad, name=name, line=mark[0])
+                       requires_grad=requires_grad, name=name, line=mark[0], avoid=avoid)
+
+
+def _avoid(item: LocDict, ctx: _Context) -> tuple[float, ...]:
+    points: list[float] = []
+    if "exclude_zero" in item:
+        if not isinstance(item["exclude_zero"], bool):
+            raise ctx.error("`exclude_zero` must be true or false",
+                            item.value_marks["exclude_zero"])
+        if item["exclude_zero"]:
+            points.append(0.0)
+    if "avoid" in item:
+        raw = item["avoid"]
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw
+        ):
+            raise ctx.error("`avoid` must be a list of numbers (points where the function has a "
+                            "kink, e.g. [0.0])", item.value_marks["avoid"])
+        points.extend(float(v) for v in raw)
+    return tuple(dict.fromkeys(points))
 
 
 def _number(body: LocDict, key: str, ctx: _Context) -> float | None:
@@ -315,10 +342,20 @@ def _parse_settings(body: LocDict, ctx: _Context) -> CheckSettings:
     for key, value in tolerances.items():
         if value is not None and (value < 0 or (key == "eps" and value == 0)):
             raise ctx.error(f"`{key}` must be positive", body.value_marks[key])
+    float32 = body.get("float32")
+    if float32 is not None and not isinstance(float32, bool):
+        raise ctx.error("`float32` must be true or false", body.value_marks["float32"])
+    init = body.get("init")
+    if init is not None and not isinstance(init, LocDict):
+        raise ctx.error("`init` must be a mapping of constructor arguments",
+                        body.value_marks["init"],
+                        hint="e.g. `init: {in_features: 3, out_features: 2}`")
     return CheckSettings(
         devices=_strings(body, "devices", None, ctx),
         checks=_strings(body, "checks", CHECKS, ctx),
         seed=seed,
+        float32=float32,
+        init=_plain(init) if init is not None else None,
         **tolerances,
     )
 

@@ -1,0 +1,135 @@
+"""--save-repro: a standalone script per failed result that rebuilds its inputs and calls torch.
+
+The script depends on torch alone (not on gradcheck-cli): it can go into a bug report.
+Inputs are redrawn exactly as gradcheck-cli draws them (same generator, same order).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gradcheck_cli.results import CheckResult, Status
+
+TEMPLATE = '''"""Reproduces {what} with torch.autograd only.
+
+Written by gradcheck-cli --save-repro. Run: python {script}
+"""
+
+import importlib.util
+import sys
+
+import torch
+
+MODULE = {module!r}
+spec = importlib.util.spec_from_file_location("user_module", MODULE)
+user_module = importlib.util.module_from_spec(spec)
+sys.path.insert(0, {folder!r})
+spec.loader.exec_module(user_module)
+target = user_module.{function}
+fn = target.apply if isinstance(target, type) and issubclass(target, torch.autograd.Function) \\
+    else target
+
+generator = torch.Generator().manual_seed({seed})
+
+
+def uniform(shape, low, high, dtype, avoid=()):
+    value = torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low
+    margin = max(1e-4, 1e-3 * (high - low))
+    for _ in range(100):
+        near = torch.zeros(value.shape, dtype=torch.bool)
+        for point in avoid:
+            near |= (value - point).abs() < margin
+        if not near.any():
+            break
+        value[near] = torch.rand(int(near.sum()), generator=generator,
+                                 dtype=torch.float64) * (high - low) + low
+    return value.to(dtype)
+
+
+def complex_uniform(shape, low, high, dtype):
+    real = torch.rand(shape, generator=generator, dtype=torch.float64)
+    imag = torch.rand(shape, generator=generator, dtype=torch.float64)
+    return torch.complex(real * (high - low) + low, imag * (high - low) + low).to(dtype)
+
+
+inputs = []
+{inputs}
+inputs = tuple(inputs)
+{call}
+'''
+
+GRADCHECK = '''ok = torch.autograd.gradcheck(fn, inputs, eps={eps!r}, atol={atol!r}, rtol={rtol!r},
+                               raise_exception=False)
+print("gradcheck:", ok)
+try:
+    torch.autograd.gradcheck(fn, inputs, eps={eps!r}, atol={atol!r}, rtol={rtol!r})
+except Exception as exc:  # torch's own report of the first mismatch
+    print(exc)
+'''
+
+GRADGRADCHECK = '''outputs = fn(*inputs)
+outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+outputs = [o for o in outputs if isinstance(o, torch.Tensor) and o.requires_grad]
+grads = torch.Generator().manual_seed({seed} + 1_000_003)
+grad_outputs = tuple(
+    (torch.rand(o.shape, generator=grads, dtype=torch.float64) * 2 - 1).to(o.dtype)
+    .requires_grad_(True) for o in outputs)
+ok = torch.autograd.gradgradcheck(fn, inputs, grad_outputs, eps={eps!r}, atol={atol!r},
+                                  rtol={rtol!r}, raise_exception=False)
+print("gradgradcheck:", ok)
+'''
+
+
+def _input_line(entry: dict[str, Any]) -> str:
+    if "value" in entry:
+        return f"inputs.append({entry['value']!r})  # {entry.get('name')}"
+    shape = tuple(entry["shape"])
+    dtype = str(entry["dtype"])
+    low = -1.0 if entry.get("low") is None else entry["low"]
+    high = 1.0 if entry.get("high") is None else entry["high"]
+    grad = bool(entry.get("requires_grad"))
+    if dtype.startswith("complex"):
+        make = f"complex_uniform({shape!r}, {low!r}, {high!r}, torch.{dtype})"
+    elif dtype in ("float64", "float32", "float16", "bfloat16"):
+        make = f"uniform({shape!r}, {low!r}, {high!r}, torch.{dtype}, {tuple(entry.get('avoid') or ())!r})"  # noqa: E501
+    elif dtype == "bool":
+        make = f"torch.rand({shape!r}, generator=generator) < 0.5"
+    else:
+        int_low = 0 if entry.get("low") is None else int(entry["low"])
+        int_high = 10 if entry.get("high") is None else int(entry["high"])
+        make = (f"torch.randint({int_low}, {int_high}, {shape!r}, generator=generator, "
+                f"dtype=torch.{dtype})")
+    return f"inputs.append(({make}).requires_grad_({grad}))  # {entry.get('name')}"
+
+
+def script(result: CheckResult, module_path: Path, name: str) -> str:
+    """The text of a standalone script reproducing `result` with torch.autograd alone."""
+    recipe = result.recipe or {}
+    lines = "\n".join(_input_line(e) for e in recipe.get("inputs", []))
+    seed = result.seed or 0
+    template = GRADCHECK if result.check == "gradcheck" else GRADGRADCHECK
+    call = template.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
+                           rtol=recipe.get("rtol", 1e-3), seed=seed)
+    return TEMPLATE.format(
+        what=f"{result.function} [{result.device}, {result.check}, case {result.case}]",
+        script=name, module=str(module_path.resolve()), folder=str(module_path.resolve().parent),
+        function=result.function, seed=seed, inputs=lines, call=call,
+    )
+
+
+def save(results: list[CheckResult], folder: Path) -> list[Path]:
+    """Write one script per failed gradcheck/gradgradcheck result; returns their paths."""
+    written = []
+    for result in results:
+        if (result.status is not Status.FAILED or result.recipe is None
+                or result.check not in ("gradcheck", "gradgradcheck") or not result.module):
+            continue
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_",
+                      f"{result.function}_{result.case}_{result.device}_{result.check}")
+        path = folder / f"repro_{stem}.py"
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(script(result, Path(result.module), path.name), encoding="utf-8")
+        written.append(path)
+    return written
