@@ -114,6 +114,8 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Also write a JUnit XML report to FILE.")
 @click.option("--allow-empty", is_flag=True,
               help="Exit 0 when nothing is collected (set automatically under pre-commit).")
+@click.option("--capabilities", is_flag=True,
+              help="Also show which autograd features each Function supports and which work.")
 @click.option("--float32", is_flag=True,
               help="Also check float32 gradients against float64 ones (precision loss).")
 @click.option("--dodge-kinks", is_flag=True,
@@ -213,6 +215,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         mode=flags["mode"] or "auto", jobs=jobs, timeout=timeout,
         cache_dir=cache_dir if use_cache else None,
         float32=flags["float32"], dodge_kinks=flags["dodge_kinks"],
+        capabilities=flags["capabilities"],
     )
     allow_empty = flags["allow_empty"] or bool(os.environ.get("PRE_COMMIT"))
     return {"options": options, "format": fmt, "specs_folder": specs_folder,

@@ -129,6 +129,9 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
                                                  task.settings.init or {}, attempt_seed,
                                                  task.device)
         torch.manual_seed(attempt_seed)
+        if task.check == "capabilities":
+            _capabilities(result, checked, args, names, tol, budget, attempt_seed)
+            return
         if task.check == "gradcheck":
             outcome = checks.gradcheck(checked, args, names, tol, budget)
         elif task.check == "float32":
@@ -155,6 +158,17 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.location = _shown(outcome.location)
     if task.inferred and outcome.status is Status.ERROR:
         result.message = _inferred_hint(target, specs, built.names, outcome.message)
+
+
+def _capabilities(result: CheckResult, target: Target, args: list[Any], names: list[str],
+                  tol: checks.Tolerances, budget: int, seed: int) -> None:
+    from gradcheck_cli.capabilities import matrix
+
+    found = matrix(target, args, names, tol, budget, seed)
+    result.capabilities = found
+    failing = {k: v for k, v in found.items() if v["status"] == "fail"}
+    result.status = Status.FAILED if failing else Status.PASSED
+    result.message = "; ".join(f"{k}: {v['reason']}" for k, v in failing.items())
 
 
 def _only_kinks(outcome: checks.Outcome) -> bool:

@@ -74,6 +74,8 @@ class CheckResult:
     reproduce: str | None = None
     # How the inputs were made and the tolerances used: what --save-repro needs.
     recipe: dict[str, Any] | None = None
+    # For the "capabilities" check: name -> {"status": ok|fail|n/a, "reason": ...}
+    capabilities: dict[str, dict[str, str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

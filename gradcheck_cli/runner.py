@@ -43,6 +43,7 @@ class RunOptions:
     cache_dir: Path | None = None  # None: no cache
     float32: bool = False  # add the float32 consistency check everywhere
     dodge_kinks: bool = False  # redraw inputs when the only failures sit at kinks
+    capabilities: bool = False  # add the capability matrix of each Function x case
 
 
 @dataclass
@@ -210,6 +211,11 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
             yield Task(module=module, spec=spec, function=name, case=case, device=device,
                        check=check, settings=settings, inferred=inferred,
                        explicit_checks=explicit, spec_line=spec_line)
+    if options.capabilities:
+        # One matrix per Function x case: it probes CUDA itself where CUDA exists.
+        yield Task(module=module, spec=spec, function=name, case=case, device="cpu",
+                   check="capabilities", settings=settings, inferred=inferred,
+                   explicit_checks=explicit, spec_line=spec_line)
 
 
 def discovered_tasks(path: Path, names: list[str], options: RunOptions) -> Iterator[Task]:

@@ -22,9 +22,14 @@ def _finite(value: Any) -> Any:
 
 
 def render(results: list[CheckResult], summary: Summary) -> str:
+    capabilities = {
+        f"{r.spec or r.module}::{r.function}[{r.case}]": r.capabilities
+        for r in results if r.capabilities is not None
+    }
     doc = {
         "version": __version__,
         "results": [_finite(r.to_dict()) for r in results],
+        **({"capabilities": capabilities} if capabilities else {}),
         "summary": {**summary.counts(), "duration": round(summary.duration, 3),
                     "exit_code": summary.exit_code},
     }

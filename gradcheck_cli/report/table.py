@@ -106,9 +106,48 @@ def _indent(table: Table) -> RenderableType:
     return Padding(table, (0, 0, 0, 2), expand=False)
 
 
+CAPABILITY_STYLES = {"ok": "green", "fail": "bold red", "n/a": "dim"}
+
+
+def capability_table(results: list[CheckResult]) -> Table | None:
+    rows = [r for r in results if r.capabilities]
+    if not rows:
+        return None
+    names = list(dict.fromkeys(k for r in rows for k in (r.capabilities or {})))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Capabilities",
+                  title_justify="left")
+    table.add_column("Function")
+    table.add_column("Case")
+    for name in names:
+        table.add_column(name.replace("_", " "))
+    for r in rows:
+        caps = r.capabilities or {}
+        table.add_row(r.function or "-", r.case, *(
+            Text(caps[n]["status"], style=CAPABILITY_STYLES.get(caps[n]["status"], ""))
+            if n in caps else Text("") for n in names))
+    return table
+
+
+def _capability_notes(results: list[CheckResult]) -> list[Text]:
+    notes = []
+    for r in results:
+        for name, cap in (r.capabilities or {}).items():
+            if cap["status"] == "fail":
+                notes.append(Text(f"  {r.function} [{r.case}] {name}: {cap['reason']}",
+                                  style="red"))
+    return notes
+
+
 def render(console: Console, results: list[CheckResult], summary: Summary) -> None:
-    if results:
-        console.print(build_table(results))
+    plain = [r for r in results if r.check != "capabilities"]
+    if plain:
+        console.print(build_table(plain))
+    capabilities = capability_table(results)
+    if capabilities is not None:
+        console.print()
+        console.print(capabilities)
+        for note in _capability_notes(results):
+            console.print(note)
     problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
     for result in problems:
         console.print()

@@ -1,0 +1,209 @@
+"""The capability matrix: which autograd features a Function supports, and which work.
+
+Each capability is `ok`, `fail` (with the reason) or `n/a` (not implemented, said as
+such), so "no jvp" is never confused with "a wrong jvp".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from gradcheck_cli import checks
+from gradcheck_cli.discovery import Target
+from gradcheck_cli.inputs import make_grad_outputs
+from gradcheck_cli.jacobian import as_tuple, is_diff_tensor
+
+Capability = dict[str, str]
+NAMES = ("first_order", "second_order", "forward_ad", "vmap", "undefined_grad",
+         "non_contiguous", "cuda", "cpu_cuda_agreement")
+
+
+def _ok(reason: str = "") -> Capability:
+    return {"status": "ok", "reason": reason}
+
+
+def _fail(reason: str) -> Capability:
+    return {"status": "fail", "reason": reason}
+
+
+def _na(reason: str) -> Capability:
+    return {"status": "n/a", "reason": reason}
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _from_outcome(outcome: checks.Outcome) -> Capability:
+    if outcome.status.value == "passed":
+        return _ok()
+    return _fail(_first_line(outcome.message) or outcome.status.value)
+
+
+def _overrides(target: Target, name: str) -> bool:
+    """Whether the Function class defines `name` itself rather than inheriting torch's."""
+    for klass in target.obj.__mro__:
+        if name in vars(klass):
+            return not klass.__module__.startswith("torch.")
+    return False
+
+
+def _fresh(args: list[Any], device: str | None = None,
+           transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[Any]:
+    out = []
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            value = arg.detach()
+            if device is not None:
+                value = value.to(device)
+            if transform is not None:
+                value = transform(value)
+            out.append(value.requires_grad_(arg.requires_grad))
+        else:
+            out.append(arg)
+    return out
+
+
+def _forward_backward(target: Target, args: list[Any], seed: int
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    outs = [o for o in as_tuple(target.call(*args)) if is_diff_tensor(o)]
+    grads_out = [g.to(o.device) for g, o in zip(make_grad_outputs(tuple(o.cpu() for o in outs),
+                                                                  seed), outs)]
+    grads = torch.autograd.grad(outs, [a for a in args if is_diff_tensor(a)], grads_out,
+                                allow_unused=True)
+    return [o.detach() for o in outs], [None if g is None else g.detach() for g in grads]
+
+
+def _same(a: list[torch.Tensor | None], b: list[torch.Tensor | None], atol: float = 1e-7,
+          rtol: float = 1e-6) -> str | None:
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x is None and y is None:
+            continue
+        if x is None or y is None:
+            return f"value {index} is missing on one side"
+        x, y = x.cpu(), y.cpu()
+        if x.shape != y.shape:
+            return f"value {index} has shape {tuple(x.shape)} vs {tuple(y.shape)}"
+        if not torch.allclose(x, y, atol=atol, rtol=rtol):
+            return f"value {index} differs by up to {float((x - y).abs().max()):.3g}"
+    return None
+
+
+def _guard(probe: Callable[[], Capability]) -> Capability:
+    try:
+        return probe()
+    except Exception as exc:
+        return _fail(f"{type(exc).__name__}: {_first_line(str(exc))}")
+
+
+def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolerances,
+           max_elements: int, seed: int) -> dict[str, Capability]:
+    """Probe every capability on these inputs (CPU), CUDA ones where CUDA exists."""
+    found: dict[str, Capability] = {}
+    found["first_order"] = _from_outcome(
+        checks.gradcheck(target, _fresh(args), names, tol, max_elements))
+    if target.once_differentiable:
+        found["second_order"] = _na("backward is @once_differentiable")
+    else:
+        found["second_order"] = _from_outcome(
+            checks.gradgradcheck(target, _fresh(args), names, tol, max_elements, seed))
+    found["forward_ad"] = _guard(lambda: _forward_ad(target, args, tol))
+    found["vmap"] = _guard(lambda: _vmap(target, args))
+    found["undefined_grad"] = _guard(lambda: _undefined(target, args, seed))
+    found["non_contiguous"] = _guard(lambda: _non_contiguous(target, args, seed))
+    if not torch.cuda.is_available():
+        found["cuda"] = _na("CUDA not available")
+        found["cpu_cuda_agreement"] = _na("CUDA not available")
+    else:
+        found["cuda"] = _from_outcome(
+            checks.gradcheck(target, _fresh(args, "cuda"), names, tol, max_elements))
+        found["cpu_cuda_agreement"] = _guard(lambda: _agreement(target, args, seed))
+    return found
+
+
+def _forward_ad(target: Target, args: list[Any], tol: checks.Tolerances) -> Capability:
+    if target.is_autograd_function and not _overrides(target, "jvp"):
+        return _na("no jvp staticmethod (forward-mode AD not implemented)")
+    try:
+        torch.autograd.gradcheck(target.call, tuple(_fresh(args)), eps=tol.eps, atol=tol.atol,
+                                 rtol=tol.rtol, check_forward_ad=True, check_backward_ad=False,
+                                 check_undefined_grad=False)
+    except Exception as exc:
+        if "must implement the jvp function" in str(exc):
+            return _na("a custom Function inside has no jvp staticmethod")
+        return _fail(f"jvp disagrees with finite differences: {_first_line(str(exc))}")
+    return _ok()
+
+
+def _vmap(target: Target, args: list[Any]) -> Capability:
+    if target.is_autograd_function and not (getattr(target.obj, "generate_vmap_rule", False)
+                                            or _overrides(target, "vmap")):
+        return _na("no vmap rule: set `generate_vmap_rule = True` (with setup_context) or "
+                   "add a vmap staticmethod")
+    batch = 3
+    tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    stacked = [torch.stack([a.detach() * (1 + 0.1 * k) for k in range(batch)])
+               if isinstance(a, torch.Tensor) else a for a in args]
+    in_dims = tuple(0 if i in tensors else None for i in range(len(args)))
+    try:
+        batched = as_tuple(torch.func.vmap(target.call, in_dims=in_dims)(*stacked))
+    except RuntimeError as exc:
+        if "setup_context" in str(exc) or "generate_vmap_rule" in str(exc):
+            return _na("a custom Function inside has no vmap rule")
+        raise
+    for k in range(batch):
+        single = as_tuple(target.call(*[s[k] if i in tensors else s
+                                        for i, s in enumerate(stacked)]))
+        problem = _same([b[k] for b in batched], list(single))
+        if problem:
+            return _fail(f"vmap result differs from a loop: {problem}")
+    return _ok()
+
+
+def _undefined(target: Target, args: list[Any], seed: int) -> Capability:
+    fresh = _fresh(args)
+    outs = [o for o in as_tuple(target.call(*fresh)) if is_diff_tensor(o)]
+    if len(outs) < 2:
+        return _na("one differentiable output: no output gradient can be undefined")
+    inputs = [a for a in fresh if is_diff_tensor(a)]
+    grads_out = make_grad_outputs(tuple(outs), seed)
+    for skipped in range(len(outs)):
+        keep = [k for k in range(len(outs)) if k != skipped]
+        partial = torch.autograd.grad([outs[k] for k in keep], inputs,
+                                      [grads_out[k] for k in keep], retain_graph=True,
+                                      allow_unused=True)
+        zeros = [torch.zeros_like(g) if k == skipped else g for k, g in enumerate(grads_out)]
+        full = torch.autograd.grad(outs, inputs, zeros, retain_graph=True, allow_unused=True)
+        problem = _same(list(partial), list(full))
+        if problem:
+            return _fail(f"with output {skipped}'s gradient undefined, backward differs from "
+                         f"treating it as zeros: {problem}")
+    return _ok()
+
+
+def _non_contiguous(target: Target, args: list[Any], seed: int) -> Capability:
+    def strided(t: torch.Tensor) -> torch.Tensor:
+        # The same values, every other element of a buffer twice as long: non-contiguous.
+        holder = torch.zeros((*t.shape[:-1], 2 * t.shape[-1]) if t.dim() else (2,),
+                             dtype=t.dtype, device=t.device)
+        view = holder[..., ::2] if t.dim() else holder[::2][0]
+        view.copy_(t)
+        return view
+
+    if not any(isinstance(a, torch.Tensor) and a.dim() for a in args):
+        return _na("no tensor input with a dimension to make non-contiguous")
+    base_out, base_grads = _forward_backward(target, _fresh(args), seed)
+    out, grads = _forward_backward(target, _fresh(args, transform=strided), seed)
+    problem = _same(list(base_out), list(out)) or _same(list(base_grads), list(grads))
+    return _fail(f"non-contiguous inputs give other results: {problem}") if problem else _ok()
+
+
+def _agreement(target: Target, args: list[Any], seed: int) -> Capability:
+    cpu_out, cpu_grads = _forward_backward(target, _fresh(args, "cpu"), seed)
+    gpu_out, gpu_grads = _forward_backward(target, _fresh(args, "cuda"), seed)
+    problem = _same(list(cpu_out), list(gpu_out), 1e-6, 1e-5) or _same(
+        list(cpu_grads), list(gpu_grads), 1e-6, 1e-5)
+    return _fail(f"CPU and CUDA disagree: {problem}") if problem else _ok()
