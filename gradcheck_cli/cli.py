@@ -116,6 +116,11 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Exit 0 when nothing is collected (set automatically under pre-commit).")
 @click.option("--capabilities", is_flag=True,
               help="Also show which autograd features each Function supports and which work.")
+@click.option("--plot", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write PNG heatmaps (numerical, analytical, difference) of each failing "
+                   "input's Jacobian into DIR (needs matplotlib: gradcheck-cli[plot]).")
+@click.option("--show-jacobian", is_flag=True,
+              help="Draw the difference Jacobian of failing inputs in the terminal.")
 @click.option("--float32", is_flag=True,
               help="Also check float32 gradients against float64 ones (precision loss).")
 @click.option("--dodge-kinks", is_flag=True,
@@ -153,16 +158,26 @@ def command(**kwargs: Any) -> int:
     items, notes = collect(paths, kwargs["ignore"], specs_folder=specs_folder)
     for note in notes:
         click.echo(f"gradcheck-cli: {note}", err=True)
+    if kwargs["plot"]:
+        from gradcheck_cli.report import plot
+
+        plot.require_matplotlib()
     _quiet_torch_import()
     from gradcheck_cli.runner import run
 
     outcome = run(items, settings["options"], **_progress(len(items)))
+    if kwargs["plot"]:
+        from gradcheck_cli.report import plot
+
+        for path in plot.save(outcome.results, Path(kwargs["plot"])):
+            click.echo(f"gradcheck-cli: wrote {path}", err=True)
     if kwargs["save_repro"]:
         from gradcheck_cli.report import repro
 
         for path in repro.save(outcome.results, Path(kwargs["save_repro"])):
             click.echo(f"gradcheck-cli: wrote {path}", err=True)
-    return _report(outcome, settings["format"], kwargs["junit_xml"], settings["allow_empty"])
+    return _report(outcome, settings["format"], kwargs["junit_xml"], settings["allow_empty"],
+                   kwargs["show_jacobian"])
 
 
 def _settings(flags: dict[str, Any], config: dict[str, Any],
@@ -216,6 +231,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         cache_dir=cache_dir if use_cache else None,
         float32=flags["float32"], dodge_kinks=flags["dodge_kinks"],
         capabilities=flags["capabilities"],
+        keep_jacobians=bool(flags["plot"] or flags["show_jacobian"]),
     )
     allow_empty = flags["allow_empty"] or bool(os.environ.get("PRE_COMMIT"))
     return {"options": options, "format": fmt, "specs_folder": specs_folder,
@@ -265,7 +281,8 @@ def _progress(items: int) -> dict[str, Any]:
     return {"on_start": on_start, "on_result": on_result}
 
 
-def _report(outcome: RunOutcome, fmt: str, junit_xml: str | None, allow_empty: bool) -> int:
+def _report(outcome: RunOutcome, fmt: str, junit_xml: str | None, allow_empty: bool,
+            show_jacobian: bool = False) -> int:
     from gradcheck_cli.results import Summary
 
     results = outcome.results
@@ -282,7 +299,7 @@ def _report(outcome: RunOutcome, fmt: str, junit_xml: str | None, allow_empty: b
     else:
         from gradcheck_cli.report import table
 
-        table.render(_console(), results, summary)
+        table.render(_console(), results, summary, show_jacobian)
         if fmt == "github":
             from gradcheck_cli.report import github
 

@@ -76,6 +76,9 @@ class CheckResult:
     recipe: dict[str, Any] | None = None
     # For the "capabilities" check: name -> {"status": ok|fail|n/a, "reason": ...}
     capabilities: dict[str, dict[str, str]] | None = None
+    # For --plot / --show-jacobian: input name -> {"analytical": rows, "numerical": rows,
+    # "shape": [outputs, input elements], "downsampled": bool}, failing inputs only.
+    jacobians: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -44,6 +44,7 @@ class RunOptions:
     float32: bool = False  # add the float32 consistency check everywhere
     dodge_kinks: bool = False  # redraw inputs when the only failures sit at kinks
     capabilities: bool = False  # add the capability matrix of each Function x case
+    keep_jacobians: bool = False  # attach (downsampled) Jacobians of failing inputs
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -62,7 +63,54 @@ def build_table(results: list[CheckResult]) -> Table:
     return table
 
 
-def _details(result: CheckResult) -> RenderableType:
+RAMP = " .:-=+*#%@"
+HEATMAP_LIMIT = 48  # rows and columns shown in a terminal
+
+
+def heatmap(pictures: dict[str, Any], color: bool) -> Text | None:
+    """The difference Jacobian as text: one cell per entry, darker where it is more wrong."""
+    data = pictures["difference"]
+    if not data or len(data) > HEATMAP_LIMIT or len(data[0]) > HEATMAP_LIMIT:
+        return None
+    largest = max(abs(v) for row in data for v in row) or 1.0
+    text = Text()
+    for row in data:
+        text.append("  │")
+        for value in row:
+            level = abs(value) / largest
+            if color:
+                shade = int(55 + 200 * level)
+                style = f"on rgb({shade},40,40)" if value > 0 else f"on rgb(40,40,{shade})"
+                text.append(" ", style=style if level > 0.01 else "")
+            else:
+                text.append(RAMP[min(len(RAMP) - 1, int(level * (len(RAMP) - 1) + 0.5))])
+        text.append("│\n")
+    return text
+
+
+def _jacobian_lines(result: CheckResult, color: bool) -> list[RenderableType]:
+    lines: list[RenderableType] = []
+    for name, pictures in (result.jacobians or {}).items():
+        rows, columns = pictures["shape"]
+        picture = heatmap(pictures, color)
+        if picture is None:
+            lines.append(Text(f"  {name}: Jacobian {rows}x{columns} too large to draw here; "
+                              "use --plot DIR", style="dim"))
+            continue
+        shrunk = ", downsampled" if pictures.get("downsampled") else ""
+        lines.append(Text(f"  analytical − numerical for `{name}` (rows: {rows} output "
+                          f"elements, columns: {columns} elements of {name}{shrunk}; "
+                          f"largest |difference| {_largest(pictures):.2g}):", style="dim"))
+        lines.append(picture)
+    return lines
+
+
+def _largest(pictures: dict[str, Any]) -> float:
+    return max(abs(v) for row in pictures["difference"] for v in row)
+
+
+def _details(result: CheckResult, show_jacobian: bool = False,
+             color: bool = True) -> RenderableType:
     head = Text()
     head.append(result.status.value.upper(), style=STYLES[result.status])
     head.append(f" {result_id(result)}")
@@ -95,6 +143,8 @@ def _details(result: CheckResult) -> RenderableType:
             if entry.diagnosis is not None:
                 lines.append(Text(f"  {entry.name}: {entry.diagnosis.kind}: "
                                   f"{entry.diagnosis.detail}", style="yellow"))
+    if show_jacobian:
+        lines.extend(_jacobian_lines(result, color))
     if result.reproduce:
         lines.append(Text(f"  reproduce: {result.reproduce}", style="dim"))
     return Group(*lines)
@@ -138,7 +188,8 @@ def _capability_notes(results: list[CheckResult]) -> list[Text]:
     return notes
 
 
-def render(console: Console, results: list[CheckResult], summary: Summary) -> None:
+def render(console: Console, results: list[CheckResult], summary: Summary,
+           show_jacobian: bool = False) -> None:
     plain = [r for r in results if r.check != "capabilities"]
     if plain:
         console.print(build_table(plain))
@@ -151,7 +202,7 @@ def render(console: Console, results: list[CheckResult], summary: Summary) -> No
     problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
     for result in problems:
         console.print()
-        console.print(_details(result))
+        console.print(_details(result, show_jacobian, console.color_system is not None))
     if problems:
         console.print()
     style = "bold red" if summary.exit_code == 1 else "bold green" if summary.exit_code == 0 \
