@@ -207,9 +207,10 @@ def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, in
     new_style = getattr(cls, "setup_context", base_setup) is not base_setup
     kind = "function"
     if isinstance(raw_forward, (staticmethod, classmethod)):
-        params, varargs = _signature_params(raw_forward.__func__, 1 if new_style else 2) \
-            if isinstance(raw_forward, classmethod) else \
-            _signature_params(raw_forward.__func__, 0 if new_style else 1)
+        # Skip what precedes the inputs: `cls` for a classmethod, `ctx` unless setup_context
+        # takes it instead (new-style Functions).
+        leading = int(isinstance(raw_forward, classmethod)) + int(not new_style)
+        params, varargs = _signature_params(raw_forward.__func__, leading)
     else:
         kind = "legacy"
         params, varargs = _signature_params(raw_forward, 1)

@@ -55,10 +55,12 @@ def check_fits(specs: Sequence[InputSpec], workers: int) -> str | None:
     need = input_bytes(specs) * WORKING_SET_FACTOR
     if need <= share:
         return None
+    advice = "shrink the input shapes in the spec"
+    if workers > 1 and need <= free:
+        advice += ", or run one check at a time (-j 1)"
     return (f"this check needs about {human(need)} (inputs of {human(input_bytes(specs))}, "
             f"about {WORKING_SET_FACTOR}x that while checking) but only {human(share)} is free "
-            f"for each of {workers} worker(s): shrink the input shapes in the spec, or run "
-            "fewer checks at once (-j 1)")
+            f"for each of {workers} worker(s): {advice}")
 
 
 def jacobian_budget(requested: int, workers: int) -> int:

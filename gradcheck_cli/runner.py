@@ -301,12 +301,12 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     collector = _Collector(on_result)
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     tasks: list[Task] = []
-    discover: list[tuple[int, Path]] = []
+    discover: list[Path] = []
     order = 0
     try:
-        for index, item in enumerate(items):
+        for item in items:
             if item.kind == "module":
-                discover.append((index, item.path))
+                discover.append(item.path)
                 continue
             for entry in plan_spec(item.path, options):
                 order += 1
@@ -337,17 +337,16 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     return outcome
 
 
-def _execute_all(tasks: list[Task], discover: list[tuple[int, Path]], options: RunOptions,
+def _execute_all(tasks: list[Task], discover: list[Path], options: RunOptions,
                  collector: _Collector, cache: object, last_order: int) -> None:
     from gradcheck_cli.cache import Cache
 
     assert cache is None or isinstance(cache, Cache)
     jobs = group(tasks)
     next_order = last_order + 1
-    for index, path in discover:
-        # Discovered tasks are ordered after the specs, in the order the files were given.
-        jobs.append(Job(id=len(jobs), tasks=[], discover=path))
-        del index
+    # Bare .py files are imported in a worker to find their Functions; the tasks found
+    # are ordered after the specs, in the order the files were given.
+    jobs.extend(Job(id=len(jobs) + k, tasks=[], discover=path) for k, path in enumerate(discover))
 
     def record(task: Task | None, result: CheckResult, deps: list[str]) -> None:
         order = float(task.order) if task is not None else float(10**9 + len(collector.by_order))
