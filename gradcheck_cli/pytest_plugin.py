@@ -1,0 +1,297 @@
+"""The pytest plugin: gradient specs matching `gradcheck_specs` become pytest items.
+
+Registered through the `pytest11` entry point as `gradcheck` (`-p no:gradcheck` turns it
+off). Importing this module must not import torch: every pytest run in an environment
+with gradcheck-cli installed loads it, and torch is imported only once a spec is collected.
+
+One item per Function x case x device x check, named as the CLI names results
+(`specs/gradcheck_ops.yaml::MultiplyAdd[wide-cpu-gradcheck]`). A spec that cannot be
+read, or whose module cannot be imported, is one failing item (`...::collect`); a Function
+the spec gets wrong is one failing item named after it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from gradcheck_cli.collect import SPEC_SUFFIXES
+
+if TYPE_CHECKING:
+    from gradcheck_cli.results import CheckResult
+    from gradcheck_cli.runner import RunOptions, Task
+
+INI_SPECS = "gradcheck_specs"
+DEFAULT_PATTERNS = ("gradcheck_*.yaml", "gradcheck_*.yml")
+MARKER = "gradcheck"
+COLLECT_NAME = "collect"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcheck", "gradient checks from gradcheck-cli specs")
+    group.addoption(
+        "--gradcheck-specs", action="append", default=None, metavar="GLOB",
+        help="glob of spec files to collect as gradient checks (repeatable; several may be "
+             "given in one value, separated by spaces); overrides the `gradcheck_specs` "
+             f"ini option. Default: {' '.join(DEFAULT_PATTERNS)}",
+    )
+    group.addoption(
+        "--gradcheck-device", action="append", default=None, choices=("cpu", "cuda"),
+        help="device to check on (repeatable), replacing the specs' `devices` as "
+             "`gradcheck-cli --device` does. Default: [tool.gradcheck-cli] devices, else the "
+             "spec's, else cpu plus cuda when available (cuda items are skipped without CUDA)",
+    )
+    parser.addini(
+        INI_SPECS, type="args", default=list(DEFAULT_PATTERNS),
+        help="globs of spec files collected as gradient checks: a glob without `/` matches "
+             "the file name, one with `/` the path relative to the rootdir",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}: a gradient check collected from a gradcheck-cli spec file"
+    )
+
+
+def spec_patterns(config: pytest.Config) -> list[str]:
+    """The globs that select spec files: the command line's, else the ini option's."""
+    given: list[str] | None = config.getoption("--gradcheck-specs")
+    if given is not None:
+        return [p for value in given for p in value.replace(",", " ").split()]
+    return [str(p) for p in config.getini(INI_SPECS)]
+
+
+def matches(path: Path, patterns: list[str], root: Path) -> bool:
+    """Whether `path` matches a glob: by file name, or (a glob with `/`) by relative path."""
+    for pattern in patterns:
+        if "/" not in pattern:
+            if fnmatch.fnmatch(path.name, pattern):
+                return True
+            continue
+        try:
+            relative = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            relative = path.as_posix()
+        if fnmatch.fnmatch(relative, pattern.removeprefix("./")) or fnmatch.fnmatch(
+            path.as_posix(), pattern
+        ):
+            return True
+    return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SpecFile | None:
+    if file_path.suffix not in SPEC_SUFFIXES:
+        return None
+    config = parent.config
+    # As pytest's own `python_files`: a file named on the command line is collected too.
+    if not parent.session.isinitpath(file_path) and not matches(
+        file_path, spec_patterns(config), config.rootpath
+    ):
+        return None
+    spec: SpecFile = SpecFile.from_parent(parent, path=file_path)
+    return spec
+
+
+_OPTIONS = pytest.StashKey["RunOptions"]()
+
+
+def run_options(config: pytest.Config) -> RunOptions:
+    """The engine's options for this run: `--gradcheck-device`, then the project's
+    `[tool.gradcheck-cli]` (devices, checks, seed, tolerances), as the CLI reads them."""
+    if _OPTIONS in config.stash:
+        return config.stash[_OPTIONS]
+    from gradcheck_cli.config import find_config
+    from gradcheck_cli.runner import RunOptions
+    from gradcheck_cli.specfile import CHECKS
+
+    project = find_config(config.rootpath).values
+    flag: list[str] | None = config.getoption("--gradcheck-device")
+    devices = flag or [d for d in project.get("devices", []) if d in ("cpu", "cuda")]
+    checks = [c for c in project.get("checks", []) if c in CHECKS]
+    options = RunOptions(
+        devices=tuple(dict.fromkeys(devices)) or None,
+        checks=tuple(dict.fromkeys(checks)) or None,
+        seed=project.get("seed"), atol=project.get("atol"), rtol=project.get("rtol"),
+        eps=project.get("eps"),
+    )
+    config.stash[_OPTIONS] = options
+    return options
+
+
+def _quiet_torch_import() -> None:
+    # As the CLI: torch warns at import when numpy is missing; gradients do not need it.
+    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
+    warnings.filterwarnings("ignore", message=r".*NumPy.*", module=r"torch.*")
+
+
+class SpecFile(pytest.File):
+    """A spec file: its Functions x cases x devices x checks, planned by the CLI's runner."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from gradcheck_cli.collect import Item, display
+        from gradcheck_cli.results import CheckResult
+        from gradcheck_cli.runner import plan
+        from gradcheck_cli.specfile import load_spec
+
+        spec = load_spec(self.path, display(self.path))
+        lines = {f.name: f.line for f in spec.functions}
+        options = run_options(self.config)
+        _quiet_torch_import()
+        seen: set[str] = set()
+        broken: set[str | None] = set()
+        checked: dict[str, CheckResult | None] = {}
+        for entry in plan([Item(self.path, "spec")], options):
+            if isinstance(entry, CheckResult):
+                problem: CheckResult | None = entry
+            else:
+                if entry.function not in checked:
+                    checked[entry.function] = _unrunnable(entry)
+                problem = checked[entry.function]
+            if problem is None:
+                assert not isinstance(entry, CheckResult)
+                item: pytest.Item = CheckItem.from_parent(
+                    self, name=_unique(item_name(entry), seen), task=entry, options=options
+                )
+            else:
+                # A spec, module or Function that cannot be checked: one item says why.
+                if problem.function in broken or None in broken:
+                    continue
+                broken.add(problem.function)
+                if problem.function is not None:
+                    line = lines.get(problem.function)
+                elif spec.error is not None:
+                    line = spec.error.line
+                else:
+                    line = spec.module_line
+                item = ProblemItem.from_parent(
+                    self, name=_unique(problem.function or COLLECT_NAME, seen), result=problem,
+                    spec_line=line,
+                )
+            item.add_marker(MARKER)
+            yield item
+
+
+def _unrunnable(task: Task) -> CheckResult | None:
+    """Why the task's module or Function cannot be checked at all, found at collection."""
+    from gradcheck_cli.collect import display
+    from gradcheck_cli.discovery import candidate_names, import_file, resolve
+    from gradcheck_cli.errors import GradcheckCliError, SpecError, did_you_mean
+    from gradcheck_cli.runner import error_result
+
+    try:
+        module = import_file(task.module)
+    except GradcheckCliError as exc:
+        return error_result(task.module, task.spec, exc)
+    if resolve(module, task.module, task.function) is not None:
+        return None
+    missing = SpecError(
+        f"`{task.function}` is not defined in {display(task.module)}",
+        file=display(task.spec) if task.spec else None, line=task.spec_line,
+        hint=did_you_mean(task.function, candidate_names(module))
+        or "name a torch.autograd.Function subclass or a function of that module",
+    )
+    return error_result(task.module, task.spec, missing, task.function)
+
+
+def _unique(name: str, seen: set[str]) -> str:
+    # Node ids must be unique (pytest-xdist relies on it); a spec cannot normally repeat one.
+    candidate, n = name, 1
+    while candidate in seen:
+        n += 1
+        candidate = f"{name}#{n}"
+    seen.add(candidate)
+    return candidate
+
+
+def item_name(task: Task) -> str:
+    """`MultiplyAdd[cpu-gradcheck]`, `LogSoftmax[wide-cpu-gradgradcheck]`."""
+    params = [task.device, task.check]
+    if task.case.name != "default":
+        params.insert(0, task.case.name)
+    return f"{task.function}[{'-'.join(params)}]"
+
+
+class GradcheckFailure(Exception):
+    """A failed or errored result; pytest shows it with the CLI's details text."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def details_text(result: CheckResult) -> str:
+    """The CLI's details of one result, as plain text: the message first (pytest's short
+    summary shows the first line), then where, the seed, the per-input table, the
+    diagnoses and the command that reproduces it."""
+    from gradcheck_cli.report.junit import details
+
+    return details(result)
+
+
+class _SpecItem(pytest.Item):
+    """What both kinds of item share: how failures show and where they point."""
+
+    spec_line: int | None = None
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if isinstance(excinfo.value, GradcheckFailure):
+            return details_text(excinfo.value.result)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.spec_line - 1 if self.spec_line else 0
+        return self.path, line, self.name
+
+
+class CheckItem(_SpecItem):
+    """One Function x case x device x check, run in-process by the CLI's engine."""
+
+    def __init__(self, *, task: Task, options: RunOptions, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.options = options
+        self.spec_line = task.spec_line
+
+    def runtest(self) -> None:
+        import time
+
+        from gradcheck_cli.execute import execute
+        from gradcheck_cli.results import Status
+
+        _quiet_torch_import()
+        started = time.perf_counter()
+        result = execute(self.task, self.options)
+        result.duration = time.perf_counter() - started
+        if result.status is Status.SKIPPED:
+            _skip(result.message or "skipped")
+        if result.status in (Status.FAILED, Status.ERROR):
+            raise GradcheckFailure(result)
+
+
+def _skip(reason: str) -> NoReturn:
+    """Skip the running item, reported at the spec's line rather than at this file's."""
+    try:
+        # What pytest's own skip marks raise; `_use_item_location` is private, hence the guard.
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:
+        pytest.skip(reason)
+    raise exc
+
+
+class ProblemItem(_SpecItem):
+    """A spec, module or Function entry that could not be planned: it fails with why."""
+
+    def __init__(self, *, result: CheckResult, spec_line: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.result = result
+        self.spec_line = spec_line
+
+    def runtest(self) -> None:
+        raise GradcheckFailure(self.result)
