@@ -11,7 +11,7 @@ from gradcheck_cli.errors import UsageError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"__pycache__", "node_modules", "venv", "site-packages"}
-_SPEC_KEY = re.compile(r"^(module|functions|defaults)\s*:", re.MULTILINE)
+_SPEC_KEY = re.compile(r"""^\s*["']?(module|functions|defaults)["']?\s*:""", re.MULTILINE)
 _FUNCTION_HINT = re.compile(r"\bFunction\b|autograd")
 
 
@@ -34,13 +34,26 @@ def display(path: Path) -> str:
 def looks_like_spec(path: Path) -> bool:
     """A YAML file that is (or tries to be) a gradcheck spec, unlike a CI workflow.
 
-    Decided on the text, so a spec with a YAML syntax error still counts and gets reported.
+    A mapping with (or with a misspelling of) `module`, `functions` or `defaults` is one;
+    a file that does not parse counts too when its text mentions those keys, so its
+    syntax error gets reported.
     """
+    import yaml
+
+    from gradcheck_cli.errors import did_you_mean
+
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return True
-    return bool(_SPEC_KEY.search(text))
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return bool(_SPEC_KEY.search(text))
+    if not isinstance(doc, dict):
+        return False
+    keys = ("module", "functions", "defaults")
+    return any(key in keys or did_you_mean(str(key), keys) for key in doc)
 
 
 def might_define_functions(path: Path) -> bool:

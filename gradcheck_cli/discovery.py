@@ -81,14 +81,7 @@ def import_file(path: Path) -> ModuleType:
         raise ModuleLoadError("not a Python file", file=str(path))
     root, dotted = package_root(path)
     try:
-        if "." in dotted:
-            if str(root) not in sys.path:
-                sys.path.insert(0, str(root))
-            module = importlib.import_module(dotted)
-            if Path(getattr(module, "__file__", "") or "").resolve() != path:
-                module = _import_unique(path)
-        else:
-            module = _import_unique(path)
+        module = _import_in_package(path, root, dotted) if "." in dotted else _import_unique(path)
     except SyntaxError as exc:
         raise ModuleLoadError(
             f"syntax error: {exc.msg}",
@@ -110,6 +103,36 @@ def import_file(path: Path) -> ModuleType:
         ) from exc
     _loaded[path] = module
     return module
+
+
+def _import_in_package(path: Path, root: Path, dotted: str) -> ModuleType:
+    """Import a file that sits in a package, so that its relative imports work.
+
+    As `dotted` when that name is free or already this file; when another folder's
+    package of the same name got there first, below an alias package whose __path__ is
+    this root, so both load side by side.
+    """
+    top = dotted.split(".")[0]
+    taken = sys.modules.get(top)
+    if taken is None or _within(taken, root):
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        module = importlib.import_module(dotted)
+        if Path(getattr(module, "__file__", "") or "").resolve() == path:
+            return module
+    alias = "gradcheck_root_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    if alias not in sys.modules:
+        holder = ModuleType(alias)
+        holder.__path__ = [str(root)]
+        sys.modules[alias] = holder
+    return importlib.import_module(f"{alias}.{dotted}")
+
+
+def _within(module: ModuleType, root: Path) -> bool:
+    locations = list(getattr(module, "__path__", []) or [])
+    if getattr(module, "__file__", None):
+        locations.append(str(Path(module.__file__ or "").parent))
+    return any(Path(p).resolve().parent == root.resolve() for p in locations)
 
 
 def _import_unique(path: Path) -> ModuleType:

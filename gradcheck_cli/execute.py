@@ -158,8 +158,10 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
                          "rtol": tol.rtol}
     if outcome.location:
         result.location = _shown(outcome.location)
-    if task.inferred and outcome.status is Status.ERROR:
-        result.message = _inferred_hint(target, specs, built.names, outcome.message)
+    if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):
+        # Guessed inputs that forward rejects: the fix is a spec, so show one to fill in.
+        result.message = _inferred_hint(target, specs, built.names, outcome.message,
+                                        options.shape)
 
 
 def _capabilities(result: CheckResult, target: Target, args: list[Any], names: list[str],
@@ -282,8 +284,12 @@ def display_path(path: str) -> str:
     return display(Path(path))
 
 
+def _forward_failed(message: str) -> bool:
+    return " in forward" in message or message.startswith("forward returned")
+
+
 def _inferred_hint(target: Target, specs: tuple[object, ...], names: list[str],
-                   message: str) -> str:
+                   message: str, shape: tuple[int, ...]) -> str:
     shown = describe(tuple(s for s in specs if isinstance(s, TensorInput)), names)
     lines = [
         f"inputs were inferred ({shown or 'no arguments'}) and the check could not run: "
@@ -298,7 +304,7 @@ def _inferred_hint(target: Target, specs: tuple[object, ...], names: list[str],
         if param.has_default:
             lines.append(f"        - {param.default!r}   # {param.name}")
         else:
-            lines.append(f"        - {{shape: [3, 4], name: {param.name}}}")
+            lines.append(f"        - {{shape: {list(shape)}, name: {param.name}}}")
     return "\n".join(lines)
 
 

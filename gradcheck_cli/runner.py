@@ -71,6 +71,7 @@ class Job:
     id: int
     tasks: list[Task]
     discover: Path | None = None  # a .py whose Functions are to be found (no tasks yet)
+    order_base: int = 0  # where the results of a discovery stand in the report
 
 
 @dataclass
@@ -260,6 +261,7 @@ def group(tasks: list[Task], first_id: int = 0) -> list[Job]:
 
 
 Progress = Callable[[CheckResult, int, int], None]
+ORDER_STRIDE = 1_000_000  # room for each path's tasks in the report order
 
 
 class _Collector:
@@ -301,12 +303,13 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     collector = _Collector(on_result)
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     tasks: list[Task] = []
-    discover: list[Path] = []
-    order = 0
+    discover: list[Job] = []
     try:
-        for item in items:
+        for index, item in enumerate(items):
+            # Results are reported in the order of the paths given, then of the plan.
+            order = index * ORDER_STRIDE
             if item.kind == "module":
-                discover.append(item.path)
+                discover.append(Job(id=-1, tasks=[], discover=item.path, order_base=order))
                 continue
             for entry in plan_spec(item.path, options):
                 order += 1
@@ -330,39 +333,36 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
         if on_start is not None:
             on_start(collector.total)
         if to_run or discover:
-            _execute_all(to_run, discover, options, collector, cache, order)
+            _execute_all(to_run, discover, options, collector, cache)
     except KeyboardInterrupt:
         outcome.interrupted = True
     outcome.results = collector.results()
     return outcome
 
 
-def _execute_all(tasks: list[Task], discover: list[Path], options: RunOptions,
-                 collector: _Collector, cache: object, last_order: int) -> None:
+def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
+                 collector: _Collector, cache: object) -> None:
     from gradcheck_cli.cache import Cache
 
     assert cache is None or isinstance(cache, Cache)
     jobs = group(tasks)
-    next_order = last_order + 1
-    # Bare .py files are imported in a worker to find their Functions; the tasks found
-    # are ordered after the specs, in the order the files were given.
-    jobs.extend(Job(id=len(jobs) + k, tasks=[], discover=path) for k, path in enumerate(discover))
+    # Bare .py files are imported in a worker to find their Functions first.
+    for job in discover:
+        job.id = len(jobs)
+        jobs.append(job)
 
-    def record(task: Task | None, result: CheckResult, deps: list[str]) -> None:
-        order = float(task.order) if task is not None else float(10**9 + len(collector.by_order))
-        collector.add(order, result)
+    def record(job: Job, task: Task | None, result: CheckResult, deps: list[str]) -> None:
+        collector.add(float(task.order if task is not None else job.order_base), result)
         if cache is not None and task is not None:
             cache.store(task, options, result, deps)
 
     def found(job: Job, names: list[str]) -> list[Job]:
-        nonlocal next_order
         assert job.discover is not None
         new = list(discovered_tasks(job.discover, names, options))
-        for task in new:
-            task.order = next_order
-            next_order += 1
+        for offset, task in enumerate(new, start=1):
+            task.order = job.order_base + offset
         collector.total += len(new)
-        return group(new, first_id=10**6 + next_order)
+        return group(new, first_id=job.order_base)
 
     if options.jobs == 0:
         from gradcheck_cli.worker import run_job_here
@@ -384,7 +384,7 @@ def _execute_all(tasks: list[Task], discover: list[Path], options: RunOptions,
 
 
 def _handle(message: tuple[object, ...], job: Job,
-            record: Callable[[Task | None, CheckResult, list[str]], None],
+            record: Callable[[Job, Task | None, CheckResult, list[str]], None],
             found: Callable[[Job, list[str]], list[Job]]) -> list[Job]:
     """Apply one worker message; returns new jobs (from a discovery)."""
     kind = message[0]
@@ -392,7 +392,7 @@ def _handle(message: tuple[object, ...], job: Job,
         _, index, data, deps = message
         assert isinstance(index, int) and isinstance(data, dict) and isinstance(deps, list)
         task = job.tasks[index] if job.tasks else None
-        record(task, CheckResult.from_dict(data), deps)
+        record(job, task, CheckResult.from_dict(data), deps)
     elif kind == "discovered":
         _, names = message
         assert isinstance(names, list)

@@ -49,6 +49,10 @@ def load(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
+        last = max(1, len(text.splitlines()))
+        if line is not None and line > last:
+            # PyYAML places "end of stream" on the line after the last: name the last one.
+            line, column = last, None
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
         raise SpecError(

@@ -11,9 +11,10 @@ from gradcheck_cli.results import CheckResult, Summary
 
 
 def _finite(value: Any) -> Any:
-    # Strict JSON has no NaN or Infinity: write them as strings a reader can still parse.
+    # Strict JSON has no NaN or Infinity: such a value is null, and the input's `note`
+    # says what was not finite.
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,0 +1,507 @@
+"""Spec files: every mistake is reported at file:line:col with a fix; valid forms all work."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import errors_by_name, only, statuses
+
+from gradcheck_cli.discovery import import_file
+
+OPS = '''
+import torch
+
+SEEN = []
+
+
+class Mul(torch.autograd.Function):
+    """y = x * 3"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3
+
+
+class OffByHalf(torch.autograd.Function):
+    """y = x * 3, but the gradient says 3.5: wrong by 0.5 everywhere."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3.5
+
+
+class Slightly(torch.autograd.Function):
+    """y = x * 3, gradient 3.0001: within torch's default tolerances, not within 1e-9."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3.0001
+
+
+class Literals(torch.autograd.Function):
+    """Records the non-tensor arguments it was given."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, options, index):
+        SEEN.append((alpha, options, index))
+        ctx.alpha = alpha * options["k"]
+        return x * ctx.alpha
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.alpha, None, None, None
+
+
+class Shape(torch.autograd.Function):
+    """Records the shape and dtype of its input."""
+
+    @staticmethod
+    def forward(ctx, x):
+        SEEN.append((tuple(x.shape), str(x.dtype), float(x.min()), float(x.max())))
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+'''
+
+
+@pytest.fixture
+def ops(write_op):
+    return write_op(OPS)
+
+
+def spec_error(doc):
+    """The one result of a spec that could not be read."""
+    assert doc["_exit_code"] == 1
+    assert len(doc["results"]) == 1, doc["results"]
+    result = doc["results"][0]
+    assert result["status"] == "error"
+    assert result["function"] is None
+    assert result["device"] == "-" and result["check"] == "-"
+    return result
+
+
+def test_misspelt_input_key_suggests_the_closest(ops, write_spec, run_json, run_cli):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+            inputs:
+              - {shpae: [2]}
+    ''')
+    doc = run_json("spec.yaml")
+    result = only(doc, function="Mul")
+    assert result["status"] == "error"
+    assert result["spec"] == "spec.yaml"
+    assert result["location"] == "spec.yaml:5:10"
+    assert result["message"] == (
+        "spec.yaml:5:10: unknown key `shpae` in an input\n  hint: did you mean `shape`?"
+    )
+    code, out, _ = run_cli("spec.yaml")
+    assert code == 1
+    assert "spec.yaml:5:10: unknown key `shpae` in an input" in out
+    assert "hint: did you mean `shape`?" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message", "hint"),
+    [
+        pytest.param(
+            "modul: ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2]}]\n",
+            "1:1", "unknown key `modul` in the spec", "did you mean `module`?", id="top-key"),
+        pytest.param(
+            "module: ops.py\ndefaults:\n  chekcs: [gradcheck]\nfunctions:\n"
+            "  Mul:\n    inputs: [{shape: [2]}]\n",
+            "3:3", "unknown key `chekcs` in `defaults`", "did you mean `checks`?",
+            id="defaults-key"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2]}]\n"
+            "    cases:\n      - {name: a, inptus: [{shape: [3]}]}\n",
+            "6:19", "unknown key `inptus` in a case", "did you mean `inputs`?", id="case-key"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    inptus: [{shape: [2]}]\n",
+            "4:5", "unknown key `inptus` in function `Mul`", "did you mean `inputs`?",
+            id="function-key"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2], dtyp: float32}]\n",
+            "4:27", "unknown key `dtyp` in a tensor input", "did you mean `dtype`?",
+            id="tensor-key"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2], dtype: flaot32}]\n",
+            "4:34", "unknown dtype `flaot32`", "did you mean `float32`?", id="dtype"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    checks: [gradchek]\n"
+            "    inputs: [{shape: [2]}]\n",
+            "4:13", "unknown check `gradchek`", "did you mean `gradcheck`?", id="check-name"),
+        pytest.param(
+            "module: ops.py\nfunctions:\n  Mul:\n    devices: [cdua]\n"
+            "    inputs: [{shape: [2]}]\n",
+            "4:14", "unknown device `cdua`", "did you mean `cuda`?", id="device-name"),
+    ],
+)
+def test_unknown_names_suggest_the_closest(ops, write_spec, run_json, text, where, message,
+                                           hint):
+    write_spec(text)
+    doc = run_json("spec.yaml")
+    result = doc["results"][0]
+    assert result["status"] == "error"
+    assert result["location"] == f"spec.yaml:{where}"
+    assert result["message"] == f"spec.yaml:{where}: {message}\n  hint: {hint}"
+
+
+def test_missing_module(ops, write_spec, run_json):
+    write_spec('''
+        functions:
+          Mul:
+            inputs:
+              - {shape: [2]}
+    ''')
+    result = spec_error(run_json("spec.yaml"))
+    assert result["spec"] == "spec.yaml"
+    assert result["module"] is None
+    assert result["location"] == "spec.yaml:1:1"
+    assert result["message"].startswith("spec.yaml:1:1: missing `module`\n  hint: add `module:")
+
+
+def test_module_file_that_does_not_exist(ops, write_spec, run_json):
+    write_spec('''
+        module: opz.py
+        functions:
+          Mul:
+            inputs:
+              - {shape: [2]}
+    ''')
+    result = spec_error(run_json("spec.yaml"))
+    assert "module file not found" in result["message"]
+    assert "opz.py" in result["message"]
+
+
+def test_shape_not_a_list(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+            inputs:
+              - {shape: 3x4}
+    ''')
+    result = only(run_json("spec.yaml"), function="Mul")
+    assert result["status"] == "error"
+    assert result["location"] == "spec.yaml:5:17"
+    assert result["message"].startswith(
+        "spec.yaml:5:17: `shape` must be a list of non-negative integers")
+
+
+def test_seed_not_an_integer(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+            seed: abc
+            inputs:
+              - {shape: [2]}
+    ''')
+    result = only(run_json("spec.yaml"), function="Mul")
+    assert result["status"] == "error"
+    assert result["message"] == "spec.yaml:4:11: `seed` must be an integer"
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "message"),
+    [
+        pytest.param("    atol: tight\n    inputs: [{shape: [2]}]\n", "4:11",
+                     "`atol` must be a number", id="atol-word"),
+        pytest.param("    rtol: -1\n    inputs: [{shape: [2]}]\n", "4:11",
+                     "`rtol` must be positive", id="rtol-negative"),
+        pytest.param("    eps: 0\n    inputs: [{shape: [2]}]\n", "4:10",
+                     "`eps` must be positive", id="eps-zero"),
+        pytest.param("    inputs: {shape: [2]}\n", "4:13",
+                     "`inputs` must be a list, one entry per argument of forward", id="inputs-map"),
+        pytest.param("    inputs: [{shape: [2], low: 2, high: 1}]\n", "4:27",
+                     "`low` (2.0) must be smaller than `high` (1.0)", id="low-high"),
+        pytest.param("    inputs: [{shape: [2], dtype: int64, requires_grad: true}]\n", "4:41",
+                     "a int64 tensor cannot require grad", id="int-grad"),
+        pytest.param("    inputs: [{shape: [2], value: 1}]\n", "4:14",
+                     "an input has either `shape` (a tensor) or `value` (a literal), not both",
+                     id="shape-and-value"),
+        pytest.param("    inputs: [{dtype: float32}]\n", "4:14",
+                     "an input mapping needs `shape` (a tensor) or `value` (a literal)",
+                     id="no-shape"),
+        pytest.param("    cases: [{inputs: [{shape: [2]}]}]\n", "4:13",
+                     "each case needs a `name`", id="case-without-name"),
+        pytest.param("    inputs: [{shape: [2]}]\n    cases: [{name: default}]\n", "5:14",
+                     "duplicate case name `default`", id="duplicate-case"),
+        pytest.param("    inputs: [{shape: [2]}]\n    inputs: [{shape: [3]}]\n", "5:5",
+                     "duplicate key `inputs`", id="duplicate-key"),
+    ],
+)
+def test_wrong_types_and_values(ops, write_spec, run_json, body, where, message):
+    write_spec("module: ops.py\nfunctions:\n  Mul:\n" + body)
+    doc = run_json("spec.yaml")
+    result = doc["results"][0]
+    assert result["status"] == "error"
+    assert result["location"] == f"spec.yaml:{where}"
+    assert result["message"].split("\n")[0] == f"spec.yaml:{where}: {message}"
+
+
+def test_yaml_syntax_error_names_the_line(ops, write_spec, run_json, run_cli):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+            inputs:
+              - {shape: [2]}
+             seed: 1
+    ''')
+    result = spec_error(run_json("spec.yaml"))
+    assert result["location"] == "spec.yaml:6:6"
+    assert result["message"].startswith("spec.yaml:6:6: YAML syntax error: ")
+    assert "hint: check the indentation" in result["message"]
+    code, out, _ = run_cli("spec.yaml")
+    assert code == 1
+    assert "ERROR spec.yaml" in out
+    assert "spec.yaml:6:6: YAML syntax error" in out
+
+
+@pytest.mark.parametrize("text", ["- module: ops.py\n", "", "name: ci\njobs: [build]\n"],
+                         ids=["list", "empty", "other-yaml"])
+def test_yaml_that_is_not_a_spec_is_skipped_with_a_note(ops, write_spec, run_cli, text):
+    write_spec(text)
+    code, out, err = run_cli("spec.yaml")
+    assert code == 5
+    assert "spec.yaml: not a gradcheck spec (no `module:`/`functions:`), skipped" in err
+    assert out.splitlines()[-1].startswith("no checks ran in ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"module": "ops.py", "functions": {"Mul": {"inputs": [{"shape": [2]}]}}}\n',
+        '# quoted keys\n"module": ops.py\n"functions":\n  Mul:\n    inputs: [{shape: [2]}]\n',
+        "---\n{module: ops.py, functions: {Mul: {inputs: [{shape: [2]}]}}}\n",
+    ],
+    ids=["json", "quoted-keys", "flow-mapping"],
+)
+def test_spec_in_any_yaml_style_is_read(ops, write_spec, run_json, text):
+    """YAML is a superset of JSON: a spec written by json.dump, or in flow style, is a spec."""
+    write_spec(text)
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    assert statuses(doc) == {("Mul", "gradcheck"): "passed"}
+    assert "not a gradcheck spec" not in doc["_stderr"]
+
+
+def test_exponent_numbers_are_accepted(ops, write_spec, run_json):
+    """PyYAML reads `1e-5` and `1e0` (no dot) as strings; they must count as numbers."""
+    write_spec('''
+        module: ops.py
+        defaults:
+          atol: 1e0
+          rtol: 0
+          eps: 1e-6
+        functions:
+          OffByHalf:
+            inputs:
+              - {shape: [3], low: -1e0, high: 1e0}
+          Mul:
+            atol: 1e-5
+            rtol: 1e-3
+            inputs:
+              - {shape: [3]}
+    ''')
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    # Off by 0.5 everywhere: within atol 1 (the defaults' `1e0`), so it passes.
+    assert statuses(doc) == {("OffByHalf", "gradcheck"): "passed", ("Mul", "gradcheck"): "passed"}
+    assert 0.49 < errors_by_name(only(doc, function="OffByHalf"))["x"] < 0.51
+    # Without the loose tolerance it fails: the number was really used.
+    doc = run_json("spec.yaml", "--check", "gradcheck", "--atol", "1e-5")
+    assert only(doc, function="OffByHalf")["status"] == "failed"
+
+
+def test_literal_inputs_are_passed_as_is(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Literals:
+            checks: [gradcheck]
+            inputs:
+              - {shape: [2]}
+              - 2.5
+              - {value: {k: 2, l: [1, 2]}, name: options}
+              - [0, 1]
+            cases:
+              - name: other
+                inputs:
+                  - {shape: [2]}
+                  - 1
+                  - {value: {k: 3}}
+                  - null
+    ''')
+    doc = run_json("spec.yaml")
+    assert [(r["case"], r["status"]) for r in doc["results"]] == [("default", "passed"),
+                                                                   ("other", "passed")]
+    assert [i["name"] for i in doc["results"][0]["inputs"]] == ["x"]
+    module = import_file(ops)  # the module the run imported (imported once per process)
+    seen = set()
+    for alpha, options, index in module.SEEN:
+        # Plain Python values: a dict and a list, not the loader's bookkeeping subclasses.
+        assert type(options) is dict
+        assert index is None or type(index) is list
+        if isinstance(options.get("l"), list):
+            assert type(options["l"]) is list
+        seen.add((alpha, repr(options), repr(index)))
+    assert seen == {(2.5, "{'k': 2, 'l': [1, 2]}", "[0, 1]"), (1, "{'k': 3}", "None")}
+
+
+def test_cases_defaults_and_overrides(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        defaults:
+          checks: [gradcheck]
+          seed: 7
+        functions:
+          Slightly:
+            inputs:
+              - {shape: [3]}
+            cases:
+              - name: strict
+                atol: 1e-9
+                rtol: 0
+              - name: wide
+                seed: 3
+                inputs:
+                  - {shape: [2, 5]}
+          Mul:
+            checks: [gradcheck, gradgradcheck]
+            inputs:
+              - {shape: [2]}
+    ''')
+    doc = run_json("spec.yaml")
+    got = [(r["function"], r["case"], r["check"], r["status"], r["seed"]) for r in doc["results"]]
+    assert got == [
+        ("Slightly", "default", "gradcheck", "passed", 7),
+        ("Slightly", "strict", "gradcheck", "failed", 7),
+        ("Slightly", "wide", "gradcheck", "passed", 3),
+        ("Mul", "default", "gradcheck", "passed", 7),
+        ("Mul", "default", "gradgradcheck", "passed", 7),
+    ]
+    strict = only(doc, case="strict")
+    assert strict["reproduce"] == ("gradcheck-cli spec.yaml --function Slightly --case strict "
+                                   "--device cpu --check gradcheck --seed 7")
+    # Select one case from the command line.
+    doc = run_json("spec.yaml", "--case", "wide")
+    assert [(r["function"], r["case"]) for r in doc["results"]] == [("Slightly", "wide")]
+
+
+def test_input_shapes_dtypes_and_ranges(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Shape:
+            checks: [gradcheck]
+            inputs:
+              - {shape: [2, 3], dtype: float64, low: 2, high: 3}
+            cases:
+              - name: scalar
+                inputs: [{shape: []}]
+              - name: int-shape
+                inputs: [{shape: 4}]
+    ''')
+    doc = run_json("spec.yaml")
+    assert [r["status"] for r in doc["results"]] == ["passed"] * 3
+    module = import_file(ops)  # the module the run imported (imported once per process)
+    shapes = {entry[:2] for entry in module.SEEN if len(entry) == 4}
+    assert shapes == {((2, 3), "torch.float64"), ((), "torch.float64"), ((4,), "torch.float64")}
+    ranged = [entry for entry in module.SEEN if len(entry) == 4 and entry[0] == (2, 3)]
+    assert all(low >= 1.99 and high <= 3.01 for _, _, low, high in ranged)
+
+
+def test_arity_mismatch_names_the_missing_argument(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Literals:
+            inputs:
+              - {shape: [2]}
+              - 2.0
+          Mul:
+            inputs:
+              - {shape: [2]}
+              - {shape: [2]}
+    ''')
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    lit = only(doc, function="Literals")
+    assert lit["status"] == "error"
+    assert lit["message"].startswith(
+        "spec.yaml:3: Literals.forward needs 4 argument(s) but the spec gives 2: "
+        "missing `options`, `index`")
+    mul = only(doc, function="Mul")
+    assert mul["status"] == "error"
+    assert mul["message"].startswith(
+        "spec.yaml:7: Mul.forward takes 1 argument(s) but the spec gives 2")
+
+
+def test_bad_function_entry_keeps_the_others(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+            inputs:
+              - {shape: [2]}
+          OffByHalf:
+            inputs:
+              - {shpae: [2]}
+          Slightly:
+            seed: [1]
+            inputs:
+              - {shape: [2]}
+          Shape:
+            inputs:
+              - {shape: [3]}
+    ''')
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    assert statuses(doc) == {
+        ("Mul", "gradcheck"): "passed",
+        ("OffByHalf", "-"): "error",
+        ("Slightly", "-"): "error",
+        ("Shape", "gradcheck"): "passed",
+    }
+    assert only(doc, function="OffByHalf")["location"] == "spec.yaml:8:10"
+    assert only(doc, function="Slightly")["location"] == "spec.yaml:10:11"
+    assert doc["summary"]["passed"] == 2 and doc["summary"]["error"] == 2
+    assert doc["_exit_code"] == 1
+
+
+def test_function_without_inputs_infers_them(ops, write_spec, run_json):
+    write_spec('''
+        module: ops.py
+        functions:
+          Mul:
+          Shape: {}
+    ''')
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    assert statuses(doc) == {("Mul", "gradcheck"): "passed", ("Shape", "gradcheck"): "passed"}
+
+
+def test_folder_collects_every_spec_below_it(ops, write_spec, run_json):
+    write_spec("module: ../ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2]}]\n",
+               "specs/b.yaml")
+    write_spec("module: ../../ops.py\nfunctions:\n  Shape:\n    inputs: [{shape: [2]}]\n",
+               "specs/sub/a.yml")
+    write_spec("module: ../ops.py\nfunctions:\n  Mul:\n    inputs: [{shape: [2]}]\n",
+               "specs/.hidden/c.yaml")
+    doc = run_json("specs", "--check", "gradcheck")
+    assert [(r["spec"], r["function"], r["status"]) for r in doc["results"]] == [
+        ("specs/b.yaml", "Mul", "passed"),
+        ("specs/sub/a.yml", "Shape", "passed"),
+    ]

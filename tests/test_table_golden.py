@@ -1,0 +1,72 @@
+"""The table report, byte for byte, against tests/golden/*.txt.
+
+The CLI runs in-process from tests/data (paths in the report are relative to the working
+directory) with COLUMNS=120 and NO_COLOR=1; durations are replaced by a placeholder.
+The ops use only + and *, so the numbers do not depend on the CPU's vector unit.
+
+To accept new output: `python -m pytest tests/test_table_golden.py --update-goldens`
+(or UPDATE_GOLDENS=1), then review the diff of tests/golden/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gradcheck_cli.cli import main
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+GOLDEN = HERE / "golden"
+DURATION = re.compile(r"\d+\.\d\ds")
+PLACEHOLDER = "#.##s"
+
+CASES = {
+    "passing": (["golden/passing.yaml"], 0),
+    "failing": (["golden/failing.yaml", "golden/bad_spec.yaml"], 1),
+    "filtered": (["golden/failing.yaml", "-k", "HalfSquare", "--check", "gradcheck",
+                  "--seed", "3"], 1),
+    "inferred": (["golden/ops/arith.py", "-k", "Square", "-k", "SquareAndTriple",
+                  "--shape", "2,2"], 0),
+}
+
+
+def normalize(text: str) -> str:
+    return DURATION.sub(PLACEHOLDER, text)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_table_matches_golden(name, monkeypatch, capsys, update_goldens):
+    args, exit_code = CASES[name]
+    monkeypatch.chdir(DATA)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+    for variable in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "LINES"):
+        monkeypatch.delenv(variable, raising=False)
+    capsys.readouterr()
+    # In this process (--jobs 0), and never from or into the cache of passed results.
+    code = main([*args, "--device", "cpu", "--format", "table", "--jobs", "0", "--no-cache"])
+    out, err = capsys.readouterr()
+    assert code == exit_code, out + err
+    assert "\x1b[" not in out  # no colour codes
+    actual = normalize(out)
+    path = GOLDEN / f"{name}.txt"
+    if update_goldens:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} is missing: run pytest with --update-goldens"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, (
+        f"the table differs from {path.relative_to(HERE.parent)}; if the change is intended, "
+        "rerun with --update-goldens and review the diff"
+    )
+
+
+def test_normalize_only_touches_durations():
+    line = "ops.py   Square   default   cpu   gradcheck   passed   x=5.8e-11   12.34s"
+    assert normalize(line) == line.replace("12.34s", PLACEHOLDER)
+    assert normalize("2 passed, 1 failed in 0.57s") == "2 passed, 1 failed in #.##s"
+    assert normalize("max abs error 1.58 at w[0, 0]") == "max abs error 1.58 at w[0, 0]"
