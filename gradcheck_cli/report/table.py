@@ -30,9 +30,10 @@ def _errors_cell(result: CheckResult) -> Text:
             value = "non-finite" if entry.note else "n/a"
         else:
             value = format_error(entry.max_abs_error)
+        # No space inside an entry: a narrow column wraps between inputs, never within one.
         text.append(f"{entry.name}={value}", style="" if entry.passed else "red")
         if not entry.passed:
-            text.append(" WRONG", style="bold red")
+            text.append("(wrong)", style="bold red")
     if not result.inputs and result.status is Status.SKIPPED:
         text.append(result.message, style="dim")
     return text
