@@ -28,10 +28,15 @@ def _split(command: str) -> tuple[dict[str, str], str]:
     return props, message
 
 
-def test_points_at_location_file_and_line() -> None:
+def test_a_failure_points_at_the_function_class_line() -> None:
     (command,) = github.annotations([_result()])
-    assert command == ("::error file=ops/broken.py,line=15,"
+    assert command == ("::error file=ops/broken.py,line=6,"
                        "title=gradcheck failed%3A MulAddSwapped [cpu]::gradient of `p` is wrong")
+
+
+def test_an_error_points_at_its_location() -> None:
+    (command,) = github.annotations([_result(Status.ERROR)])
+    assert command.startswith("::error file=ops/broken.py,line=15,")
 
 
 def test_only_failed_and_errored_results_are_annotated() -> None:
@@ -51,12 +56,12 @@ def test_message_escapes_newlines_percent_and_keeps_colons_and_commas() -> None:
 
 
 def test_properties_escape_colons_commas_and_newlines() -> None:
-    result = _result(location="dir,with:odd\nname/op.py:7", function="Op,Two")
+    result = _result(Status.ERROR, location="dir,with:odd\nname/op.py:7", function="Op,Two")
     command = github.annotation(result)
     props, _ = _split(command)  # splitting on "," still works: commas inside are escaped
     assert props["file"] == "dir%2Cwith%3Aodd%0Aname/op.py"
     assert props["line"] == "7"
-    assert props["title"] == "gradcheck failed%3A Op%2CTwo [cpu]"
+    assert props["title"] == "gradcheck error%3A Op%2CTwo [cpu]"
 
 
 def test_without_location_points_at_the_spec() -> None:

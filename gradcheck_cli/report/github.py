@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: it would bind the name `annotations`,
 # which this module's public function takes. The annotations below all run on 3.10.
 
-from gradcheck_cli.report.location import position
+from gradcheck_cli.report.location import Position, position
 from gradcheck_cli.results import CheckResult, Status
 
 
@@ -32,6 +32,12 @@ def annotation(result: CheckResult) -> str:
     """The `::error file=...,line=...,title=...::message` command for one result."""
     props: list[tuple[str, str]] = []
     where = position(result)
+    if result.status is Status.FAILED and result.function is not None and result.module \
+            and result.line:
+        # A wrong gradient is annotated on the Function's `class` (or `def`) line, where a
+        # reviewer sees it in the diff; the message still names the backward's line. An
+        # error keeps its own location: the line that raised, or the spec's bad line.
+        where = Position(result.module, result.line)
     if where is not None:
         props.append(("file", where.path))
         if where.line is not None:
