@@ -341,19 +341,15 @@ def _console() -> Console:
     return console
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (pytest's convention)."""
-    import time
+def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
+    """Run a click command the way every gradcheck-cli verb runs: one error path, one exit code.
 
-    _STARTED[:] = [time.perf_counter()]
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "init":
-        from gradcheck_cli.scaffold import init_command
-
-        return init_command(args[1:])
+    Known problems print a short message (4 for usage, else their own code); Ctrl-C gives
+    2; anything unexpected says so, with the traceback under -v, and gives 3.
+    """
     verbose = "-v" in args or "--verbose" in args
     try:
-        code = command.main(args=args, prog_name="gradcheck-cli", standalone_mode=False)
+        code = cmd.main(args=args, prog_name=prog, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return EXIT_USAGE
@@ -366,16 +362,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return 2
     except GradcheckCliError as exc:
-        click.echo(f"gradcheck-cli: error: {exc}", err=True)
-        return exc.exit_code if isinstance(exc, UsageError) else EXIT_USAGE
+        click.echo(f"{prog}: error: {exc}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
     except Exception as exc:
-        click.echo(f"gradcheck-cli: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"{prog}: unexpected error: {type(exc).__name__}: {exc}", err=True)
         if verbose:
             traceback.print_exc()
         else:
             click.echo("run again with -v for the full traceback, and please report it", err=True)
         return EXIT_INTERNAL
     return int(code or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (pytest's convention)."""
+    import time
+
+    _STARTED[:] = [time.perf_counter()]
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "init":
+        from gradcheck_cli.scaffold import command as init
+
+        return invoke(init, args[1:], "gradcheck-cli init")
+    return invoke(command, args, "gradcheck-cli")

@@ -1253,24 +1253,6 @@ def _quiet_torch_import() -> None:
 
 def init_command(argv: list[str]) -> int:
     """Run `gradcheck-cli init ARGV...`; returns the exit code."""
-    try:
-        code = command.main(args=list(argv), prog_name="gradcheck-cli init",
-                            standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        return EXIT_USAGE
-    except click.UsageError as exc:
-        exc.show()
-        return EXIT_USAGE
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        return 2
-    except UsageError as exc:
-        click.echo(f"gradcheck-cli init: error: {exc}", err=True)
-        return EXIT_USAGE
-    except GradcheckCliError as exc:
-        click.echo(f"gradcheck-cli init: error: {exc}", err=True)
-        return EXIT_FAILED
-    return int(code or 0)
+    from gradcheck_cli.cli import invoke
+
+    return invoke(command, list(argv), "gradcheck-cli init")
