@@ -78,8 +78,8 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 @click.option("--device", "devices", multiple=True, type=click.Choice(["cpu", "cuda"]),
               help="Device to check on (repeatable). Default: cpu, plus cuda when available.")
 @click.option("--check", "checks", multiple=True,
-              type=click.Choice(["gradcheck", "gradgradcheck"]),
-              help="Check to run (repeatable). Default: both.")
+              type=click.Choice(["gradcheck", "gradgradcheck", "float32", "capabilities"]),
+              help="Check to run (repeatable). Default: gradcheck and gradgradcheck.")
 @click.option("--seed", type=int, default=None,
               help="Seed for inputs and grad_outputs. Default: the spec's, else 0.")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance (overrides specs).")
@@ -203,7 +203,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         if device not in ("cpu", "cuda"):
             raise UsageError(f"unknown device `{device}` in the project config")
     for check in checks or ():
-        if check not in ("gradcheck", "gradgradcheck"):
+        if check not in ("gradcheck", "gradgradcheck", "float32", "capabilities"):
             raise UsageError(f"unknown check `{check}` in the project config")
     fmt = pick(flags["fmt"], "format", "table")
     if fmt not in FORMATS:

@@ -234,9 +234,10 @@ def module_target(target: Target, args: list[Any], names: list[str], init: dict[
         instance = target.obj(**init)
     except Exception as exc:
         why = explain(exc, target, names, "__init__")
+        hint = None if init else "give its constructor arguments under `init:` in the spec"
         raise GradcheckCliError(f"constructing {target.name}(**init) failed: {why.message}",
-                                file=why.file, line=why.line,
-                                hint="give its constructor arguments under `init:`") from None
+                                file=display_path(why.file) if why.file else None,
+                                line=why.line, hint=hint) from None
     instance = instance.to(device=device, dtype=torch.float64)
     named = [(n, p) for n, p in instance.named_parameters() if p.requires_grad]
     params = [p.detach().clone().requires_grad_(True) for _, p in named]

@@ -130,10 +130,9 @@ def reproduce_command(task: Task, seed: int) -> str:
     import shlex
 
     path = task.spec or task.module
-    parts = ["gradcheck-cli", display(path), "--function", task.function]
-    if task.case.name != "default":
-        parts += ["--case", task.case.name]
-    parts += ["--device", task.device, "--check", task.check, "--seed", str(seed)]
+    parts = ["gradcheck-cli", display(path), "--function", task.function,
+             "--case", task.case.name, "--device", task.device, "--check", task.check,
+             "--seed", str(seed)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -210,10 +209,12 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
     explicit = options.checks is not None or settings.checks is not None
     for device in devices:
         for check in checks:
+            if check == "capabilities":
+                continue
             yield Task(module=module, spec=spec, function=name, case=case, device=device,
                        check=check, settings=settings, inferred=inferred,
                        explicit_checks=explicit, spec_line=spec_line)
-    if options.capabilities:
+    if options.capabilities or "capabilities" in checks:
         # One matrix per Function x case: it probes CUDA itself where CUDA exists.
         yield Task(module=module, spec=spec, function=name, case=case, device="cpu",
                    check="capabilities", settings=settings, inferred=inferred,

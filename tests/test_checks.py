@@ -171,8 +171,8 @@ def test_swapped_gradients_name_the_wrong_inputs(corpus, run_json, run_cli):
     assert float(details["w"][1]) > 0.1 and details["w"][3] == "6" and details["w"][4] == "w[0,"
     assert float(details["x"][1]) > 0.1 and details["x"][3] == "6"
     assert float(details["b"][1]) < 1e-6 and details["b"][3] == "0" and len(details["b"]) == 4
-    assert "reproduce: gradcheck-cli corpus.yaml --function Swapped --device cpu --check " \
-           "gradcheck --seed 0" in out
+    assert "reproduce: gradcheck-cli corpus.yaml --function Swapped --case default --device " \
+           "cpu --check gradcheck --seed 0" in out
 
 
 def test_inplace_change_of_saved_tensor_is_an_error(corpus, run_json):

@@ -312,8 +312,8 @@ def test_json_document_shape(write_op, write_spec, run_json):
     assert x["worst"]["input_index"] == x["worst"]["output_index"]
     assert x["worst"]["numerical"] == pytest.approx(2 * x["worst"]["analytical"], rel=1e-6)
     assert half["message"].startswith("gradient of `x` is wrong at 3 of 9 Jacobian entries")
-    assert half["reproduce"] == ("gradcheck-cli spec.yaml --function Half --device cpu "
-                                 "--check gradcheck --seed 4")
+    assert half["reproduce"] == ("gradcheck-cli spec.yaml --function Half --case default "
+                                 "--device cpu --check gradcheck --seed 4")
     grad_grad = only(doc, function="Half", check="gradgradcheck")
     assert [i["name"] for i in grad_grad["inputs"]] == ["x", "grad_output"]
     assert [i["index"] for i in grad_grad["inputs"]] == [0, 1]

@@ -17,16 +17,21 @@ TEMPLATE = '''"""Reproduces {what} with torch.autograd only.
 Written by gradcheck-cli --save-repro. Run: python {script}
 """
 
+import importlib
 import importlib.util
 import sys
 
 import torch
 
 MODULE = {module!r}
-spec = importlib.util.spec_from_file_location("user_module", MODULE)
-user_module = importlib.util.module_from_spec(spec)
-sys.path.insert(0, {folder!r})
-spec.loader.exec_module(user_module)
+sys.path.insert(0, {root!r})
+if {dotted!r} != "":
+    # The file is part of a package: import it as such, so its relative imports work.
+    user_module = importlib.import_module({dotted!r})
+else:
+    spec = importlib.util.spec_from_file_location("user_module", MODULE)
+    user_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(user_module)
 target = user_module.{function}
 fn = target.apply if isinstance(target, type) and issubclass(target, torch.autograd.Function) \\
     else target
@@ -112,9 +117,13 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
     template = GRADCHECK if result.check == "gradcheck" else GRADGRADCHECK
     call = template.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
                            rtol=recipe.get("rtol", 1e-3), seed=seed)
+    from gradcheck_cli.discovery import package_root
+
+    root, dotted = package_root(module_path.resolve())
     return TEMPLATE.format(
         what=f"{result.function} [{result.device}, {result.check}, case {result.case}]",
-        script=name, module=str(module_path.resolve()), folder=str(module_path.resolve().parent),
+        script=name, module=str(module_path.resolve()), root=str(root),
+        dotted=dotted if "." in dotted else "",
         function=result.function, seed=seed, inputs=lines, call=call,
     )
 

@@ -1,0 +1,337 @@
+"""Diagnosis of failed gradient checks: one broken Function per kind, each with a correct twin.
+
+The corpus is tests/data/diagnose/ops.py (+ ops.yaml); everything is asserted through the
+CLI's JSON report: `diagnosis.kind` on the failing inputs, no diagnosis on the others.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import only
+
+CORPUS = Path(__file__).resolve().parent / "data" / "diagnose"
+OPS = CORPUS / "ops.py"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "diagnose"
+    shutil.copytree(CORPUS, folder)
+    return folder
+
+
+def _line_of(text: str, path: Path = OPS, after: str | None = None) -> int:
+    """The 1-based line of the first line of `path` containing `text` (after the first line
+    containing `after`, when given)."""
+    start = _line_of(after, path) if after else 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if number > start and text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def _backward_line(function: str, path: Path = OPS) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = _line_of(f"class {function}(", path)
+    for number in range(start, len(lines) + 1):
+        if lines[number - 1].strip().startswith("def backward"):
+            return number
+    raise AssertionError(f"no backward for {function}")
+
+
+def kinds(result: dict[str, Any]) -> dict[str, str | None]:
+    """{input name: diagnosis kind or None}."""
+    return {i["name"]: (i["diagnosis"] or {}).get("kind") for i in result["inputs"]}
+
+
+def detail(result: dict[str, Any], name: str) -> str:
+    entry = next(i for i in result["inputs"] if i["name"] == name)
+    assert entry["diagnosis"] is not None, (name, result["inputs"])
+    return entry["diagnosis"]["detail"]
+
+
+def draw(shape: tuple[int, ...], seed: int, low: float = -1.0, high: float = 1.0
+         ) -> torch.Tensor:
+    """The values gradcheck-cli draws for a single float64 input (documented: one generator
+    seeded with the seed, uniform in [low, high])."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low
+
+
+# broken Function, its correct twin, {input: expected kind} on the failing gradcheck
+FIRST_ORDER = [
+    ("MulAddSwapped", "MulAdd", {"w": "swapped", "x": "swapped", "b": None}),
+    ("SineWrongSign", "Sine", {"x": "sign"}),
+    ("SquareMissingTwo", "Square", {"x": "scale"}),
+    ("RightMatMulTransposed", "RightMatMul", {"x": "transposed", "w": None}),
+    ("MulNoneForY", "Mul", {"x": None, "y": "zero"}),
+    ("LeakyMaskOff", "Leaky", {"x": "partial"}),
+    ("CubeNoisy", "Cube", {"x": "nondeterministic"}),
+    ("SquareExpGrad", "Square", {"x": "unknown"}),
+]
+
+
+@pytest.mark.parametrize(("broken", "twin", "expected"), FIRST_ORDER,
+                         ids=[row[0] for row in FIRST_ORDER])
+def test_broken_first_order_gets_the_exact_diagnosis(run_json, corpus, broken, twin, expected):
+    doc = run_json("ops.yaml", "-k", broken, "--check", "gradcheck", cwd=corpus)
+    result = only(doc, function=broken, check="gradcheck")
+    assert result["status"] == "failed", result["message"]
+    assert kinds(result) == expected
+    for entry in result["inputs"]:
+        # Exactly the failing inputs are diagnosed; the right ones carry nothing.
+        assert (entry["diagnosis"] is None) == entry["passed"], entry
+
+
+CORRECT = sorted({row[1] for row in FIRST_ORDER} | {"CubeSavesInput", "FastSine"})
+
+
+@pytest.mark.parametrize("twin", CORRECT)
+def test_correct_twins_pass_both_checks_without_diagnosis(run_json, corpus, twin):
+    doc = run_json("ops.yaml", "-k", twin, "--case", "default", cwd=corpus)
+    assert doc["_exit_code"] == 0
+    for check in ("gradcheck", "gradgradcheck"):
+        result = only(doc, function=twin, check=check)
+        assert result["status"] == "passed", (check, result["message"])
+        assert result["message"] == ""
+        assert result["reproduce"] is None
+        assert all(entry["diagnosis"] is None for entry in result["inputs"]), result["inputs"]
+        assert all(entry["passed"] for entry in result["inputs"])
+
+
+def test_swapped_names_both_inputs(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "MulAddSwapped", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    w, x = detail(result, "w"), detail(result, "x")
+    assert "`w`" in w and "`x`" in w and "wrong order" in w
+    assert "`w`" in x and "`x`" in x and "wrong order" in x
+    assert w.startswith("the gradient returned for `w` is the gradient of `x`")
+    assert x.startswith("the gradient returned for `x` is the gradient of `w`")
+
+
+def test_sign_says_minus_numerical(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "SineWrongSign", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    assert "wrong sign" in detail(result, "x")
+    assert "-numerical" in detail(result, "x")
+
+
+def test_scale_says_the_factor_and_the_missing_two(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "SquareMissingTwo", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    text = detail(result, "x")
+    assert "factor 0.5 " in text
+    assert "missing factor 2" in text
+
+
+def test_transposed_names_the_transposed_matrix(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "RightMatMulTransposed", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    text = detail(result, "x")
+    assert "transpose" in text and "`x`" in text
+    assert "g @ W.T" in text
+
+
+def test_zero_names_the_input_without_gradient(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "MulNoneForY", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    text = detail(result, "y")
+    assert "no gradient for `y`" in text and "None" in text
+
+
+def test_partial_counts_and_lists_the_wrong_elements(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "LeakyMaskOff", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    # The mask uses x > 0.5 where x > 0 was meant: wrong exactly where 0 < x <= 0.5.
+    x = draw((12,), seed=0)
+    wrong = [i for i, v in enumerate(x.tolist()) if 0 < v <= 0.5]
+    assert 1 < len(wrong) < 12  # the corpus' seed gives a real partial mismatch
+    text = detail(result, "x")
+    assert f"wrong at {len(wrong)} of 12 elements" in text
+    listed = [int(i) for i in re.findall(r"x\[(\d+)\]", text)]
+    assert listed == wrong[:5]
+
+
+def test_nondeterministic_suggests_nondet_tol(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "CubeNoisy", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    text = detail(result, "x")
+    assert "differ by up to" in text
+    assert "nondet_tol" in text
+    assert "nondet_tol" in result["message"]
+
+
+def test_second_order_names_the_input(run_json, corpus):
+    doc = run_json("ops.yaml", "-k", "CubeSavesSquare", cwd=corpus)
+    first = only(doc, check="gradcheck")
+    second = only(doc, check="gradgradcheck")
+    assert first["status"] == "passed"
+    assert all(e["diagnosis"] is None for e in first["inputs"])
+    assert second["status"] == "failed"
+    assert kinds(second) == {"x": "second-order", "grad_output": None}
+    text = detail(second, "x")
+    # In the user's terms: the derivative of x's gradient with respect to x.
+    assert "∂(grad of `x`)/∂`x`" in text
+    assert "without autograd" in text
+    assert "first-order gradient is wrong too" not in text
+
+
+def test_second_order_alone_in_gradgradcheck(run_json, corpus):
+    """Run without the gradcheck result: the diagnosis still names the input."""
+    doc = run_json("ops.yaml", "-k", "CubeSavesSquare", "--check", "gradgradcheck", cwd=corpus)
+    second = only(doc, check="gradgradcheck")
+    assert kinds(second) == {"x": "second-order", "grad_output": None}
+    assert "∂(grad of `x`)/∂`x`" in detail(second, "x")
+
+
+# ------------------------------------------------------------------ kinks
+def _kink_precondition() -> int:
+    x = draw((40,), seed=10, low=-1e-3, high=1e-3)
+    index = int(x.abs().argmin())
+    assert abs(float(x[index])) < 1e-6  # the corpus' seed puts an element at the kink
+    assert int((x.abs() < 1e-5).sum()) == 1
+    return index
+
+
+def test_kink_is_diagnosed_as_kink(run_json, corpus):
+    index = _kink_precondition()
+    doc = run_json("ops.yaml", "-k", "Relu", "--case", "default", "--check", "gradcheck",
+                   cwd=corpus)
+    result = only(doc, check="gradcheck")
+    assert result["status"] == "failed"
+    assert kinds(result) == {"x": "kink"}
+    text = detail(result, "x")
+    assert f"x[{index}]" in text
+    assert "--dodge-kinks" in text and "avoid: [0.0]" in text
+
+
+@pytest.mark.parametrize("case", ["exclude_zero", "avoid"])
+def test_exclude_zero_and_avoid_make_the_kink_pass(run_json, corpus, case):
+    doc = run_json("ops.yaml", "-k", "Relu", "--case", case, cwd=corpus)
+    assert doc["_exit_code"] == 0
+    for check in ("gradcheck", "gradgradcheck"):
+        result = only(doc, check=check)
+        assert result["status"] == "passed", (check, result["message"])
+        assert all(e["diagnosis"] is None for e in result["inputs"])
+
+
+def test_dodge_kinks_makes_gradcheck_pass(run_json, corpus):
+    doc = run_json("ops.yaml", "-k", "Relu", "--case", "default", "--check", "gradcheck",
+                   "--dodge-kinks", cwd=corpus)
+    result = only(doc, check="gradcheck")
+    assert result["status"] == "passed", result["message"]
+    assert result["seed"] != 10
+    assert "redrawn" in result["message"]
+
+
+def test_kink_in_gradgradcheck_is_a_kink_not_a_second_order_bug(run_json, corpus):
+    """relu's backward (g * (x > 0)) is right; at x within eps of 0 the finite difference of
+    backward jumps. That is the same kink, not "a saved intermediate" in backward."""
+    index = _kink_precondition()
+    doc = run_json("ops.yaml", "-k", "Relu", "--case", "default", "--check", "gradgradcheck",
+                   cwd=corpus)
+    result = only(doc, check="gradgradcheck")
+    assert result["status"] == "failed"
+    assert kinds(result)["x"] == "kink", detail(result, "x")
+    assert f"x[{index}]" in detail(result, "x")
+
+
+def test_dodge_kinks_makes_gradgradcheck_pass_too(run_json, corpus):
+    doc = run_json("ops.yaml", "-k", "Relu", "--case", "default", "--dodge-kinks", cwd=corpus)
+    for check in ("gradcheck", "gradgradcheck"):
+        result = only(doc, check=check)
+        assert result["status"] == "passed", (check, result["message"])
+    assert doc["_exit_code"] == 0
+
+
+# -------------------------------------------------------------- precision
+def test_precision_with_tight_atol(run_json, corpus):
+    doc = run_json("ops.yaml", "-k", "FastSine", "--case", "tight", "--check", "gradcheck",
+                   cwd=corpus)
+    result = only(doc, check="gradcheck")
+    assert result["status"] == "failed"
+    assert kinds(result) == {"x": "precision"}
+    text = detail(result, "x")
+    assert "changes with the step" in text and "not a wrong gradient" in text
+    assert "eps" in text and "atol" in text
+
+
+def test_the_same_function_passes_with_torchs_tolerances(run_json, corpus):
+    doc = run_json("ops.yaml", "-k", "FastSine", "--case", "default", cwd=corpus)
+    assert doc["_exit_code"] == 0
+
+
+def test_unknown_gives_the_worst_element_and_both_values(run_json, corpus):
+    result = only(run_json("ops.yaml", "-k", "SquareExpGrad", "--check", "gradcheck",
+                           cwd=corpus), check="gradcheck")
+    text = detail(result, "x")
+    entry = result["inputs"][0]
+    worst = entry["worst"]
+    index = ", ".join(str(i) for i in worst["input_index"])
+    assert text.startswith("no simple pattern fits")
+    assert f"x[{index}]" in text
+    assert f"analytical {worst['analytical']:.6g}" in text
+    assert f"numerical {worst['numerical']:.6g}" in text
+
+
+def test_table_shows_the_swapped_diagnosis(run_cli, corpus, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, out, _ = run_cli("ops.yaml", "-k", "MulAddSwapped", cwd=corpus)
+    assert code == 1
+    flat = " ".join(out.split())
+    assert "w: swapped: the gradient returned for `w` is the gradient of `x`" in flat
+    assert "x: swapped: the gradient returned for `x` is the gradient of `w`" in flat
+    assert "b: swapped" not in flat
+
+
+# -------------------------------------------------------- contract errors
+CONTRACT = [
+    ("TwoGradsForOne", "backward returned 2 gradient(s) but forward takes 1 input(s)",
+     "Return one gradient per input of forward", "backward"),
+    ("GradOfWrongShape", "has shape (2) but the input has shape (3, 4)",
+     "Each gradient must have its input's shape", "backward"),
+    # torch notices the change where backward reads ctx.saved_tensors the second time
+    ("InplaceOnSaved", "a tensor saved for backward was modified in place",
+     "Do not change ctx.saved_tensors", "backward body"),
+    ("LegacyForward", "LegacyForward.forward is not a @staticmethod",
+     "Add @staticmethod above `def forward`", "def forward(self, x)"),
+    # torch rejects the float after forward returns: the traceback has no line in forward
+    ("SavesAFloat", "ctx.save_for_backward was given a non-tensor",
+     "keep other values as attributes", "forward"),
+]
+
+
+@pytest.mark.parametrize(("function", "what", "fix", "where"), CONTRACT,
+                         ids=[row[0] for row in CONTRACT])
+def test_contract_errors_in_plain_words_with_the_fix(run_json, corpus, function, what, fix,
+                                                     where):
+    doc = run_json("ops.yaml", "-k", function, cwd=corpus)
+    assert doc["_exit_code"] == 1
+    for check in ("gradcheck", "gradgradcheck"):
+        result = only(doc, function=function, check=check)
+        assert result["status"] == "error", (check, result["status"], result["message"])
+        assert what in result["message"]
+        assert fix in result["message"]
+        assert "Traceback" not in result["message"]
+        if where == "backward":
+            lines = {_backward_line(function)}
+        elif where == "backward body":
+            lines = {_backward_line(function) + k for k in (1, 2)}
+        elif where == "forward":
+            lines = {_line_of("def forward", OPS, after=f"class {function}(")}
+        else:
+            lines = {_line_of(where)}
+        assert result["location"] in {f"ops.py:{n}" for n in lines}, (check, result["location"])
+
+
+def test_contract_messages_are_distinct(run_json, corpus):
+    args = [arg for row in CONTRACT for arg in ("-k", row[0])]
+    doc = run_json("ops.yaml", *args, "--check", "gradcheck", cwd=corpus)
+    messages = {r["function"]: r["message"] for r in doc["results"]}
+    assert len(set(messages.values())) == len(CONTRACT)
