@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck_cli import __version__
+from gradcheck_cli.collect import display
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.runner import RunOptions, Task
 
@@ -71,13 +72,13 @@ class Cache:
     def _path(self, key: str) -> Path:
         return self.folder / f"v{FORMAT}" / key[:2] / f"{key}.json"
 
-    def lookup(self, task: Task, options: RunOptions) -> CheckResult | None:
-        key = self.key(task, options)
-        if key is None:
-            return None
+    def _entry(self, key: str) -> dict[str, Any] | None:
+        """The stored entry, if it is readable and every file it depends on is unchanged."""
         try:
-            entry: dict[str, Any] = json.loads(self._path(key).read_text(encoding="utf-8"))
+            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict):
             return None
         deps = entry.get("deps")
         if not isinstance(deps, dict) or not deps:
@@ -85,13 +86,48 @@ class Cache:
         for name, digest in deps.items():
             if self._hash(Path(name)) != digest:
                 return None
+        return entry
+
+    def lookup(self, task: Task, options: RunOptions) -> CheckResult | None:
+        key = self.key(task, options)
+        entry = self._entry(key) if key is not None else None
+        if entry is None:
+            return None
         try:
             result = CheckResult.from_dict(entry["result"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
+        # Paths as this run shows them (the storing run may have started elsewhere).
+        result.module = display(task.module)
+        result.spec = display(task.spec) if task.spec else None
+        where = entry.get("location")
+        if isinstance(where, list) and len(where) == 2:
+            result.location = f"{display(Path(where[0]))}:{where[1]}"
         result.cached = True
         result.duration = 0.0
         return result
+
+    def _discovery_key(self, module: Path) -> str | None:
+        content = self._hash(module.resolve())
+        if content is None:
+            return None
+        material = {"format": FORMAT, "tool": __version__, "torch": self._torch,
+                    "discover": str(module.resolve()), "content": content}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def lookup_discovery(self, module: Path) -> list[str] | None:
+        """The Functions found in a bare .py before, while it and its imports are unchanged."""
+        key = self._discovery_key(module)
+        entry = self._entry(key) if key is not None else None
+        names = entry.get("names") if entry is not None else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return names
+
+    def store_discovery(self, module: Path, names: list[str], deps: list[str]) -> None:
+        key = self._discovery_key(module)
+        if key is not None and deps:
+            self._write(key, {"names": names}, deps)
 
     def store(self, task: Task, options: RunOptions, result: CheckResult,
               deps: list[str]) -> None:
@@ -100,6 +136,14 @@ class Cache:
         key = self.key(task, options)
         if key is None:
             return
+        stored: dict[str, Any] = {"result": result.to_dict()}
+        if result.location:
+            path, _, line = result.location.rpartition(":")
+            if path and line.isdigit():
+                stored["location"] = [str(Path(path).resolve()), int(line)]
+        self._write(key, stored, deps)
+
+    def _write(self, key: str, content: dict[str, Any], deps: list[str]) -> None:
         hashes = {name: self._hash(Path(name)) for name in deps}
         if any(v is None for v in hashes.values()):
             return
@@ -112,7 +156,7 @@ class Cache:
             # Write then rename: a reader never sees half a file, even with parallel runs.
             handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"result": result.to_dict(), "deps": hashes}, out)
+                json.dump({**content, "deps": hashes}, out)
             os.replace(temp, path)
         except OSError:
             pass  # a read-only or full disk must not fail the run: the cache is an optimisation

@@ -156,39 +156,55 @@ class WorkerPool:
         elif worker.deadline is not None and time.monotonic() > worker.deadline:
             worker.proc.kill()
             worker.proc.join(5)
-            what = "while importing the module" if worker.importing else ""
-            self._lost(worker, queue, handle,
-                       f"timed out after {timeout:g}s {what}".rstrip()
-                       + " (a hang, or a check too slow for --timeout: raise it or shrink "
-                       "the inputs)")
+            self._lost(worker, queue, handle, f"timed out after {timeout:g}s", timed_out=True)
 
-    def _lost(self, worker: _Worker, queue: deque[Job], handle: Handler, why: str) -> None:
-        """The worker died or hung: report the task it was on, requeue the rest, replace it."""
+    def _lost(self, worker: _Worker, queue: deque[Job], handle: Handler, why: str,
+              timed_out: bool = False) -> None:
+        """The worker died or hung: report the task it was on, and replace the worker.
+
+        After a crash the job's other checks are requeued (double backward may crash where
+        backward did not); after a timeout they are reported unrun, since the same forward
+        would hang them too and each would cost the whole time limit again.
+        """
         job = worker.job
         self.workers.remove(worker)
         worker.kill()
         if job is None:
             return
+        hint = (" (a hang, or a check too slow for --timeout: raise it or shrink the inputs)"
+                if timed_out else "")
         spent = time.monotonic() - worker.started
         if job.discover is not None:
             result = CheckResult(module=display(job.discover), spec=None, function=None,
                                  case="default", device="-", check="-", status=Status.ERROR,
-                                 message=f"{why} while importing {display(job.discover)}",
+                                 message=f"{why} while importing {display(job.discover)}{hint}",
                                  duration=spent)
             handle(("result", -1, result.to_dict(), []), job)
             return
         if worker.importing or worker.index is None:
             task = job.tasks[0]
-            broken = task_result(task, self.options, f"{why} while importing the module")
+            broken = task_result(task, self.options, f"{why} while importing the module{hint}")
             broken.function = None
             broken.device = broken.check = "-"
             broken.duration = spent
             handle(("result", 0, broken.to_dict(), []), job)
             return
         index = worker.index
-        lost = task_result(job.tasks[index], self.options, why)
+        lost = self._failure(job.tasks[index], why + hint)
         lost.duration = spent
         handle(("result", index, lost.to_dict(), []), job)
         rest = job.tasks[index + 1:]
-        if rest:
+        if rest and timed_out:
+            for offset, task in enumerate(rest, start=index + 1):
+                unrun = self._failure(task, f"not run: the {job.tasks[index].check} of this "
+                                            f"Function before it {why}")
+                handle(("result", offset, unrun.to_dict(), []), job)
+        elif rest:
             queue.appendleft(Job(id=job.id, tasks=rest))
+
+    def _failure(self, task: Task, why: str) -> CheckResult:
+        result = task_result(task, self.options, why)
+        if task.spec is not None and task.spec_line:
+            # The worker is gone with the Function's line; the spec's line for it is known.
+            result.location = f"{display(task.spec)}:{task.spec_line}"
+        return result

@@ -13,11 +13,15 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gradcheck_cli.collect import Item, display
 from gradcheck_cli.errors import GradcheckCliError, SpecError
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, load_spec
+
+if TYPE_CHECKING:
+    from gradcheck_cli.cache import Cache
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of Jacobian blocks held at once per check
 DEFAULT_TIMEOUT = 120.0  # seconds per check
@@ -319,17 +323,17 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
                 else:
                     entry.order = order
                     tasks.append(entry)
-        to_run: list[Task] = []
-        for task in tasks:
-            if task.device.startswith("cuda") and not cuda_possible():
-                skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
-                collector.add(float(task.order), skipped)
-                continue
-            hit = cache.lookup(task, options) if cache is not None else None
-            if hit is not None:
-                collector.add(float(task.order), hit)
+        to_run = _not_yet_known(tasks, options, collector, cache)
+        # A bare .py whose Functions were found before, and which has not changed since,
+        # is planned here without importing it (nor torch).
+        unknown: list[Job] = []
+        for job in discover:
+            names = cache.lookup_discovery(job.discover) if cache and job.discover else None
+            if names is None:
+                unknown.append(job)
             else:
-                to_run.append(task)
+                to_run.extend(_discovered(job, names, options, collector, cache))
+        discover = unknown
         collector.total = len(collector.by_order) + len(to_run) + len(discover)
         if on_start is not None:
             on_start(collector.total)
@@ -341,11 +345,36 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     return outcome
 
 
-def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
-                 collector: _Collector, cache: object) -> None:
-    from gradcheck_cli.cache import Cache
+def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector,
+                   cache: Cache | None) -> list[Task]:
+    """Record the results known without running (CUDA absent, cached passes); the rest."""
+    to_run: list[Task] = []
+    for task in tasks:
+        if task.device.startswith("cuda") and not cuda_possible():
+            skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
+            collector.add(float(task.order), skipped)
+            continue
+        hit = cache.lookup(task, options) if cache is not None else None
+        if hit is not None:
+            collector.add(float(task.order), hit)
+        else:
+            to_run.append(task)
+    return to_run
 
-    assert cache is None or isinstance(cache, Cache)
+
+def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Collector,
+                cache: Cache | None) -> list[Task]:
+    """The tasks of the Functions found in a bare .py, less those already known."""
+    assert job.discover is not None
+    new = list(discovered_tasks(job.discover, names, options))
+    for offset, task in enumerate(new, start=1):
+        task.order = job.order_base + offset
+    collector.total += len(new)
+    return _not_yet_known(new, options, collector, cache)
+
+
+def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
+                 collector: _Collector, cache: Cache | None) -> None:
     jobs = group(tasks)
     # Bare .py files are imported in a worker to find their Functions first.
     for job in discover:
@@ -357,12 +386,11 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         if cache is not None and task is not None:
             cache.store(task, options, result, deps)
 
-    def found(job: Job, names: list[str]) -> list[Job]:
+    def found(job: Job, names: list[str], deps: list[str]) -> list[Job]:
         assert job.discover is not None
-        new = list(discovered_tasks(job.discover, names, options))
-        for offset, task in enumerate(new, start=1):
-            task.order = job.order_base + offset
-        collector.total += len(new)
+        if cache is not None:
+            cache.store_discovery(job.discover, names, deps)
+        new = _discovered(job, names, options, collector, cache)
         return group(new, first_id=job.order_base)
 
     if options.jobs == 0:
@@ -386,7 +414,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
 
 def _handle(message: tuple[object, ...], job: Job,
             record: Callable[[Job, Task | None, CheckResult, list[str]], None],
-            found: Callable[[Job, list[str]], list[Job]]) -> list[Job]:
+            found: Callable[[Job, list[str], list[str]], list[Job]]) -> list[Job]:
     """Apply one worker message; returns new jobs (from a discovery)."""
     kind = message[0]
     if kind == "result":
@@ -395,7 +423,7 @@ def _handle(message: tuple[object, ...], job: Job,
         task = job.tasks[index] if job.tasks else None
         record(job, task, CheckResult.from_dict(data), deps)
     elif kind == "discovered":
-        _, names = message
-        assert isinstance(names, list)
-        return found(job, names)
+        _, names, deps = message
+        assert isinstance(names, list) and isinstance(deps, list)
+        return found(job, names, deps)
     return []

@@ -18,23 +18,39 @@ Message = tuple[object, ...]
 _deps: dict[Path, list[str]] = {}
 
 
+def project_root(path: Path) -> Path | None:
+    """The nearest folder above `path` holding pyproject.toml, setup.py or .git."""
+    for folder in path.parents:
+        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", ".git")):
+            return folder
+    return None
+
+
 def local_files(module_path: Path) -> list[str]:
-    """The user's files this module imported (for the cache): below its folder, not libraries."""
+    """The user's files this module imported (for the cache): the module, and every loaded
+    .py file below its project root (or its package root), outside installed libraries.
+
+    Files of an editable install of the user's own library count: they sit in the project.
+    """
     module_path = module_path.resolve()
     if module_path in _deps:
         return _deps[module_path]
     from gradcheck_cli.discovery import package_root
 
-    root = package_root(module_path)[0].resolve()
+    roots = {package_root(module_path)[0].resolve()}
+    project = project_root(module_path)
+    if project is not None:
+        roots.add(project.resolve())
     files = {str(module_path)}
     for module in list(sys.modules.values()):
         name = getattr(module, "__file__", None)
-        if not name:
+        # Some modules (torch.ops) carry a relative, made-up __file__: not a file of ours.
+        if not name or not Path(name).is_absolute():
             continue
         path = Path(name).resolve()
-        if "site-packages" in path.parts or "dist-packages" in path.parts:
+        if path.suffix != ".py" or "site-packages" in path.parts or "dist-packages" in path.parts:
             continue
-        if root in path.parents and path.suffix == ".py":
+        if any(root in path.parents for root in roots) and path.is_file():
             files.add(str(path))
     _deps[module_path] = sorted(files)
     return _deps[module_path]
@@ -47,6 +63,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
     if job.discover is not None:
         from gradcheck_cli.discovery import find_functions, import_file
 
+        yield ("import",)  # the pool's deadline covers a module that hangs at import
         try:
             with user_output_to_stderr():
                 module = import_file(job.discover)
@@ -54,7 +71,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         except GradcheckCliError as exc:
             yield ("result", -1, error_result(job.discover, None, exc).to_dict(), [])
             return
-        yield ("discovered", names)
+        yield ("discovered", names, local_files(job.discover))
         return
     if job.tasks:
         from gradcheck_cli.discovery import import_file
