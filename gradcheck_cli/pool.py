@@ -11,6 +11,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
+from typing import Any
 
 from gradcheck_cli.collect import display
 from gradcheck_cli.results import CheckResult, Status
@@ -19,8 +20,19 @@ from gradcheck_cli.runner import Job, RunOptions, Task, task_result
 Handler = Callable[[tuple[object, ...], Job], list[Job]]
 
 
+def _context() -> Any:  # a ForkServerContext or SpawnContext
+    """Fork workers from a server that imported torch once (fast starts and replacements);
+    spawn them where there is no fork server (Windows). Never fork this process itself:
+    it may hold threads, and fork copies their locks held."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["gradcheck_cli.preload"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 class _Worker:
-    def __init__(self, context: multiprocessing.context.SpawnContext, options: RunOptions) -> None:
+    def __init__(self, context: Any, options: RunOptions) -> None:
         from gradcheck_cli.worker import worker_main
 
         parent, child = context.Pipe()
@@ -70,7 +82,7 @@ class WorkerPool:
     def __init__(self, size: int, options: RunOptions) -> None:
         self.size = max(1, size)
         self.options = options
-        self.context = multiprocessing.get_context("spawn")
+        self.context = _context()
         self.workers: list[_Worker] = []
 
     def __enter__(self) -> WorkerPool:
