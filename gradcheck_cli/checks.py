@@ -4,33 +4,51 @@ Each check returns an `Outcome` (status, message, per-input errors); nothing her
 or touches files. The order and meaning of the sub-checks follow
 `torch.autograd.gradcheck` (slow mode): inputs, forward, Jacobians (computed twice, for
 reentrancy), backward scaled by grad_output, undefined output gradients.
+
+The Jacobians are compared exactly (every entry, `jacobian.compare`) or, when that would
+not fit the memory budget or the time limit, by random-direction probes
+(`probe.probe_compare`); `cost.choose` decides, and the outcome says which and why.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from gradcheck_cli import cost
 from gradcheck_cli.contract import explain
 from gradcheck_cli.diagnose import Block, diagnose_first_order, diagnose_second_order
 from gradcheck_cli.discovery import Target
 from gradcheck_cli.inputs import make_grad_outputs
 from gradcheck_cli.jacobian import (
     Comparison,
+    ExactTooLarge,
     InputStats,
     ShapeChanged,
     WrongGradientShape,
+    analytical_row,
     as_tuple,
     compare,
+    flat_outputs,
     is_diff_tensor,
+    numerical_columns,
+    sizes_of,
     unravel,
 )
+from gradcheck_cli.probe import probe_compare
 from gradcheck_cli.results import Diagnosis, InputError, Status, Worst
 
 Fn = Callable[..., Any]
+
+# Analytical rows sampled to estimate the nonzeros of a Jacobian too large to hold dense.
+NONZERO_SAMPLE_ROWS = 8
+# Inputs larger than this are checked for "no differentiable output, yet it moves" by one
+# random-direction difference rather than one central difference per element.
+SMALL_INPUT = 4096
 
 
 @dataclass(frozen=True)
@@ -49,9 +67,10 @@ class Outcome:
     message: str = ""
     inputs: list[InputError] = field(default_factory=list)
     location: str | None = None
-    mode: str = "exact"
+    mode: str = "exact"  # "exact" | "probe": how the Jacobians were compared
     comparison: Comparison | None = None
     names: list[str] = field(default_factory=list)
+    mode_reason: str = ""  # why auto mode chose probe (empty otherwise)
 
 
 class _Stop(Exception):
@@ -74,16 +93,24 @@ class _Checker:
     """One first-order check of `fn` at `args`: torch's sub-checks, in torch's order."""
 
     def __init__(self, target: Target, fn: Fn, args: list[Any], names: list[str],
-                 tolerances: Tolerances, max_elements: int, order: str,
+                 tolerances: Tolerances, budget_bytes: int, order: str,
                  output_names: Callable[[int], str] | None = None,
-                 first_order_ok: bool | None = None) -> None:
+                 first_order_ok: bool | None = None, *, mode: str = "auto", seed: int = 0,
+                 max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> None:
+        if mode not in cost.MODES:
+            raise ValueError(f"mode must be one of {', '.join(cost.MODES)}, not {mode!r}")
         self.target = target
         self.fn = fn
         self.args = args
         self.names = names
         self.tol = tolerances
-        self.max_elements = max_elements
+        self.budget_bytes = budget_bytes
         self.order = order
+        self.requested = mode
+        self.mode = "exact" if mode == "auto" else mode
+        self.mode_reason = ""
+        self.seed = seed
+        self.max_seconds = max_seconds
         self.output_names = output_names or (lambda i: f"output {i}")
         self.first_order_ok = first_order_ok
         self.backward_location = f"{target.file}:{target.backward_line or target.line}"
@@ -95,9 +122,12 @@ class _Checker:
 
     def run(self) -> Outcome:
         try:
-            return self._run()
+            outcome = self._run()
         except _Stop as stop:
-            return stop.outcome
+            outcome = stop.outcome
+        outcome.mode = self.mode
+        outcome.mode_reason = self.mode_reason
+        return outcome
 
     def _run(self) -> Outcome:
         positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
@@ -111,21 +141,28 @@ class _Checker:
                 return Outcome(Status.ERROR, f"input `{self.names[i]}` has a dimension with "
                                "stride 0 (an expanded tensor); pass a contiguous tensor")
         try:
+            started = time.perf_counter()
             func_out = as_tuple(self.fn(*self.args))
+            forward_seconds = time.perf_counter() - started
         except Exception as exc:
             raise self.error(exc, "forward") from None
         self._check_finite_outputs(func_out)
         diff_outputs = [o for o in func_out if is_diff_tensor(o)]
         if not diff_outputs:
             return self._no_differentiable_outputs(func_out)
-        comparisons = []
+        refusal = self._choose_mode(func_out, diff_outputs, forward_seconds)
+        if refusal is not None:
+            return refusal
         try:
-            if any(o.is_complex() for o in diff_outputs):
-                for part in (torch.imag, torch.real):
-                    wrapped = _apply_to_complex(self.fn, part)
-                    comparisons.append(self._compare(wrapped, as_tuple(wrapped(*self.args))))
-            else:
-                comparisons.append(self._compare(self.fn, func_out))
+            try:
+                comparisons = self._comparisons(func_out, diff_outputs)
+            except ExactTooLarge as exc:
+                if self.requested == "exact":
+                    return self._exact_too_large(exc.needed_bytes)
+                self.mode = "probe"
+                self.mode_reason = (f"exact mode outgrew the memory budget ({exc}), so the "
+                                    "check was redone by random-direction probes")
+                comparisons = self._comparisons(func_out, diff_outputs)
         except WrongGradientShape as exc:
             name = self.names[positions[exc.position]]
             return Outcome(Status.FAILED, f"backward returned a gradient of shape {exc.got} "
@@ -147,10 +184,107 @@ class _Checker:
                 outcome.location = self.backward_location
         return outcome
 
-    def _compare(self, fn: Fn, func_out: tuple[Any, ...], eps: float | None = None
-                 ) -> Comparison:
+    def _comparisons(self, func_out: tuple[Any, ...], diff_outputs: list[torch.Tensor]
+                     ) -> list[Comparison]:
+        """One comparison, or two (imaginary, then real part) for complex outputs, as torch."""
+        if not any(o.is_complex() for o in diff_outputs):
+            return [self._compare(self.fn, func_out)]
+        comparisons = []
+        for index, part in enumerate((torch.imag, torch.real)):
+            wrapped = _apply_to_complex(self.fn, part)
+            comparisons.append(self._compare(wrapped, as_tuple(wrapped(*self.args)),
+                                             part=index))
+        return comparisons
+
+    def _compare(self, fn: Fn, func_out: tuple[Any, ...], eps: float | None = None,
+                 part: int = 0) -> Comparison:
+        if self.mode == "probe":
+            return probe_compare(fn, self.args, func_out, eps=eps or self.tol.eps,
+                                 atol=self.tol.atol, rtol=self.tol.rtol,
+                                 seed=self.seed * 2 + part)
         return compare(fn, self.args, func_out, eps=eps or self.tol.eps, atol=self.tol.atol,
-                       rtol=self.tol.rtol, max_elements=self.max_elements)
+                       rtol=self.tol.rtol, budget_bytes=self.budget_bytes)
+
+    def _choose_mode(self, func_out: tuple[Any, ...], diff_outputs: list[torch.Tensor],
+                     forward_seconds: float) -> Outcome | None:
+        """Settle `self.mode` from the cost of exact mode; an error outcome when exact mode
+        was asked for and cannot fit the memory budget."""
+        if self.requested == "probe":
+            return None
+        parts = 2 if any(o.is_complex() for o in diff_outputs) else 1
+        sizes = sizes_of(self.args, func_out, parts)
+        plan = cost.plan_exact(sizes, self.budget_bytes)
+        if self.requested == "auto":
+            # Backward is taken to cost a forward until that could tip the balance; the
+            # first forward may include one-off warm-up, so a slow one is timed again.
+            timing = cost.Timing(forward_seconds, forward_seconds)
+            if cost.exact_seconds(sizes, timing) > self.max_seconds / 4:
+                forward_seconds = min(forward_seconds, self._time_forward())
+                timing = cost.Timing(forward_seconds, forward_seconds)
+            if cost.exact_seconds(sizes, timing) > self.max_seconds / 4 or plan.layout != "dense":
+                timing = cost.Timing(forward_seconds, self._time_backward(diff_outputs, [None]))
+            decision = cost.choose("auto", sizes, self.budget_bytes, timing,
+                                   max_seconds=self.max_seconds)
+            if decision.mode == "probe" or plan.layout == "dense":
+                self.mode, self.mode_reason = decision.mode, decision.reason
+                return None
+        elif plan.layout == "dense":
+            return None
+        # Exact mode would keep nonzeros only: estimate them from a few analytical rows.
+        total = sizes.output_numel
+        count = min(total, NONZERO_SAMPLE_ROWS)
+        rows: list[int | None] = [(i * total) // count + total // (2 * count)
+                                  for i in range(count)]
+        nonzeros: list[int] = []
+        self._time_backward(diff_outputs, rows, nonzeros)
+        estimate = sum(nonzeros) * total // max(1, count)
+        decision = cost.choose(self.requested, sizes, self.budget_bytes, None, estimate,
+                               max_seconds=self.max_seconds)
+        if self.requested == "exact":
+            return None if decision.plan.fits else self._exact_too_large(
+                decision.plan.needed_bytes)
+        self.mode, self.mode_reason = decision.mode, decision.reason
+        return None
+
+    def _time_forward(self) -> float:
+        started = time.perf_counter()
+        try:
+            self.fn(*self.args)
+        except Exception as exc:
+            raise self.error(exc, "forward") from None
+        return time.perf_counter() - started
+
+    def _time_backward(self, outputs: list[torch.Tensor], rows: list[int | None],
+                       nonzeros: list[int] | None = None) -> float:
+        """Seconds of one backward (the fastest of `rows`: None is a random vᵀJ); the
+        nonzeros of each analytical row go to `nonzeros`."""
+        inputs = [a for a in self.args if is_diff_tensor(a)]
+        sizes = [o.numel() for o in outputs]
+        generator = torch.Generator().manual_seed(self.seed)
+        best = float("inf")
+        for row in rows:
+            vector = None
+            if row is None:
+                vector = torch.rand(sum(sizes), generator=generator, dtype=torch.float64)
+            started = time.perf_counter()
+            try:
+                grads = analytical_row(outputs, inputs, sizes, row or 0, grad_output=vector)
+            except WrongGradientShape:
+                return 0.0  # reported by the comparison itself, with the input's name
+            except Exception as exc:
+                raise self.error(exc, "backward") from None
+            best = min(best, time.perf_counter() - started)
+            if nonzeros is not None:
+                nonzeros.append(sum(int((g != 0).sum()) for g in grads))
+        return best
+
+    def _exact_too_large(self, needed: int) -> Outcome:
+        return Outcome(
+            Status.ERROR,
+            f"exact mode needs about {cost.human_bytes(needed)} for the Jacobians (their "
+            f"nonzero entries), over the memory budget of {cost.human_bytes(self.budget_bytes)}"
+            ": use --mode probe (random-direction checks in little memory), or raise "
+            "--max-memory")
 
     def _diagnose(self, outcome: Outcome, comparison: Comparison) -> None:
         blocks = [Block(stat, self.names[stat.position], tuple(self.args[stat.position].shape))
@@ -164,7 +298,8 @@ class _Checker:
         by_position = {entry.index: entry for entry in outcome.inputs}
         for position, diagnosis in found.items():
             by_position[position].diagnosis = diagnosis
-        self._step_size(outcome)
+        if comparison.layout == "dense":  # else one more exact run costs too much
+            self._step_size(outcome)
 
     def _step_size(self, outcome: Outcome) -> None:
         """For a small mismatch: does the error change with the step (noise) or not (a bug)?"""
@@ -229,17 +364,17 @@ class _Checker:
 
     def _no_differentiable_outputs(self, func_out: tuple[Any, ...]) -> Outcome:
         # As torch: with no differentiable output, the numerical gradient must be zero.
-        from gradcheck_cli.jacobian import flat_outputs, numerical_rows
-
         positions = [i for i, o in enumerate(func_out)
                      if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())]
-        total = flat_outputs(func_out, positions).numel()
         for i, arg in enumerate(self.args):
             if not is_diff_tensor(arg):
                 continue
-            num = numerical_rows(self.fn, self.args, i, func_out, positions, (0, total),
-                                 self.tol.eps)
-            if bool((num != 0).any()):
+            if self.mode == "probe" or arg.numel() > SMALL_INPUT:
+                changes = self._moves_outputs(i, func_out, positions)
+            else:
+                changes = any(bool((column != 0).any()) for _, column in numerical_columns(
+                    self.fn, self.args, i, func_out, positions, self.tol.eps))
+            if changes:
                 return Outcome(
                     Status.FAILED,
                     f"no output of forward requires grad, yet the outputs change with "
@@ -247,6 +382,24 @@ class _Checker:
                     "non-differentiable (ctx.mark_non_differentiable)",
                     location=f"{self.target.file}:{self.target.forward_line or self.target.line}")
         return Outcome(Status.PASSED, "no differentiable outputs; the numerical gradient is zero")
+
+    def _moves_outputs(self, position: int, func_out: tuple[Any, ...], positions: list[int]
+                       ) -> bool:
+        """Whether the outputs change when the whole input moves by ±eps along a random
+        direction: one central difference instead of one per element."""
+        data = self.args[position].data
+        original = data.clone()
+        generator = torch.Generator().manual_seed(self.seed)
+        direction = (torch.rand(data.shape, generator=generator, dtype=torch.float64) + 0.5
+                     ).to(data.dtype)
+        try:
+            data.copy_(original + self.tol.eps * direction)
+            after = flat_outputs(as_tuple(self.fn(*self.args)), positions)
+            data.copy_(original - self.tol.eps * direction)
+            before = flat_outputs(as_tuple(self.fn(*self.args)), positions)
+        finally:
+            data.copy_(original)
+        return bool((after != before).any())
 
     def _judge(self, comparisons: list[Comparison]) -> Outcome:
         main = comparisons[0]
@@ -287,6 +440,8 @@ class _Checker:
                                     f"({count} elements, first at {name}{at})")
             elif stat.wrong:
                 problems.append(self._mismatch_text(name, entry, stat))
+            elif stat.unresolved:
+                entry.note = stat.unresolved  # a doubt, not a verdict: see probe.py
             if stat.nondeterminism > self.tol.nondet_tol:
                 nondeterministic.append(f"`{name}` (by up to {_fmt(stat.nondeterminism)})")
             inputs.append(entry)
@@ -316,6 +471,19 @@ class _Checker:
 
     def _mismatch_text(self, name: str, entry: InputError, stat: InputStats) -> str:
         what = "gradient" if self.order == "first" else "second derivative (through backward)"
+        if self.mode == "probe":
+            failed = [(a, n) for a, n, t in stat.directional if abs(a - n) > t]
+            text = (f"{what} of `{name}` is wrong: {len(failed)} of {len(stat.directional)} "
+                    "random-direction probes disagree beyond finite-difference noise "
+                    f"(max discrepancy {_fmt(stat.max_abs)}); localized "
+                    f"{stat.wrong} wrong Jacobian entr{'y' if stat.wrong == 1 else 'ies'}")
+            if entry.worst is not None:
+                w = entry.worst
+                text += (f", worst {name}{_index(w.input_index)} -> "
+                         f"{self.output_names(w.output)}{_index(w.output_index)} "
+                         f"(analytical {_fmt_value(w.analytical)}, "
+                         f"numerical {_fmt_value(w.numerical)})")
+            return text
         text = (f"{what} of `{name}` is wrong at {stat.wrong} of "
                 f"{stat.numel * self.rows} Jacobian entries, "
                 f"max abs error {_fmt(stat.max_abs)}")
@@ -423,6 +591,9 @@ def _merge(parts: list[InputStats]) -> InputStats:
         merged.nonfinite_numerical += other.nonfinite_numerical
         merged.first_nonfinite = merged.first_nonfinite or other.first_nonfinite
         merged.nondeterminism = max(merged.nondeterminism, other.nondeterminism)
+        merged.directional = merged.directional + other.directional
+        merged.unresolved = merged.unresolved or other.unresolved
+        merged.explained = merged.explained and other.explained
     return merged
 
 
@@ -437,14 +608,29 @@ def _apply_to_complex(fn: Fn, part: Callable[[torch.Tensor], torch.Tensor]) -> F
 
 
 def gradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
-              max_elements: int) -> Outcome:
-    """First-order check of every input requiring grad."""
-    return _Checker(target, target.call, args, names, tolerances, max_elements, "first").run()
+              max_elements: int, *, mode: str = "auto", max_memory: int | None = None,
+              seed: int = 0, max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> Outcome:
+    """First-order check of every input requiring grad.
+
+    `max_elements`: Jacobian elements (of 16 bytes) the exact comparison may hold, unless
+    `max_memory` (bytes) is given. `mode`: "exact" compares every Jacobian entry, "probe"
+    random directions (see probe.py), "auto" exact when it fits that memory and
+    `max_seconds`, else probe. `seed` makes the probes reproducible.
+    """
+    budget = cost.memory_budget(max_elements, max_memory)
+    return _Checker(target, target.call, args, names, tolerances, budget, "first", mode=mode,
+                    seed=seed, max_seconds=max_seconds).run()
 
 
 def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
-                  max_elements: int, seed: int, first_order_ok: bool | None = None) -> Outcome:
-    """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients."""
+                  max_elements: int, seed: int, first_order_ok: bool | None = None, *,
+                  mode: str = "auto", max_memory: int | None = None,
+                  max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> Outcome:
+    """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients,
+    in the same modes as `gradcheck` (the function checked runs backward with
+    create_graph, so a probe's backward is a double backward)."""
+    if mode not in cost.MODES:
+        raise ValueError(f"mode must be one of {', '.join(cost.MODES)}, not {mode!r}")
     try:
         func_out = as_tuple(target.call(*args))
     except Exception as exc:
@@ -474,6 +660,8 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
             return f"grad of `{names[returned[index]]}`"
         return f"output {index}"
 
+    budget = cost.memory_budget(max_elements, max_memory)
     checker = _Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
-                       tolerances, max_elements, "second", output_name, first_order_ok)
+                       tolerances, budget, "second", output_name, first_order_ok, mode=mode,
+                       seed=seed, max_seconds=max_seconds)
     return checker.run()

@@ -1,7 +1,9 @@
 """A Jacobian mismatch -> the most likely bug (swapped, sign, scale, ...), with evidence.
 
 Works on the analytical and numerical Jacobian blocks of each input (rows: output
-elements, columns: input elements). Pure computation: no I/O.
+elements, columns: input elements), or, in probe mode, on what the probes measured (each
+random direction's analytical and numerical derivative, the entries localized). Pure
+computation: no I/O.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
     stats = block.stats
     a, n = stats.analytical, stats.numerical
     name = block.name
+    if stats.directional:
+        return _probe_pattern(block, blocks)
     if a is None or n is None:
         return _unknown(block, "the Jacobian was too large to keep for a closer look")
     a = a.to(torch.promote_types(a.dtype, n.dtype))
@@ -135,6 +139,58 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
             "partial",
             f"the gradient of `{name}` is wrong at {count} of {total} elements ({shown}{more}) "
             "and right elsewhere: a mask, threshold or index in backward is off there",
+        )
+    return _unknown(block)
+
+
+def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
+    """The same patterns from probe mode's evidence: each random direction's analytical and
+    numerical derivative (with its noise threshold), the entries localized, and whether
+    another input's numerical derivative matches this one's analytical one."""
+    stats = block.stats
+    name = block.name
+    probes = stats.directional
+    if stats.resembles is not None:
+        other = next((b for b in blocks if b.stats.position == stats.resembles), None)
+        if other is not None:
+            mutual = other.stats.resembles == stats.position
+            detail = f"the gradient returned for `{name}` is the gradient of `{other.name}`"
+            detail += (f", and the one returned for `{other.name}` is that of `{name}`: "
+                       "backward returns them in the wrong order" if mutual else
+                       f": backward returns `{other.name}`'s gradient in `{name}`'s place")
+            return Diagnosis("swapped", detail + " (seen along random directions)")
+    # Patterns that hold everywhere show in every direction, beyond each probe's noise.
+    if len(probes) >= 2 and all(abs(a - n) > t for a, n, t in probes):
+        if all(abs(a) <= t for a, _, t in probes):
+            largest = max(abs(n) for _, n, _ in probes)
+            return Diagnosis(
+                "zero",
+                f"backward returns no gradient for `{name}` (zero along every probe "
+                f"direction), but the outputs depend on it (numerical directional derivatives "
+                f"up to {largest:.3g}); return its gradient, and check that forward does not "
+                "detach it",
+            )
+        denominator = sum(n * n for _, n, _ in probes)
+        if denominator > 0:
+            k = sum(a * n for a, n, _ in probes) / denominator
+            if all(abs(a - k * n) <= t for a, n, t in probes):
+                if abs(k + 1) <= 1e-3:
+                    return Diagnosis("sign", f"the gradient of `{name}` has the wrong sign: "
+                                             "analytical = -numerical along every probe "
+                                             "direction")
+                return Diagnosis(
+                    "scale",
+                    f"the gradient of `{name}` is off by a factor {k:.4g} along every probe "
+                    f"direction (analytical = {k:.4g} × numerical) — {_factor_hint(k)}",
+                )
+    columns = sorted({column for _, column in stats.worst_wrong})
+    if stats.explained and 0 < len(columns) < stats.numel:
+        shown = ", ".join(f"{name}{_index(block.shape, c)}" for c in columns[:5])
+        return Diagnosis(
+            "partial",
+            f"the gradient of `{name}` is wrong at {shown} and right elsewhere as far as "
+            "random-direction probes can tell (the wrong entries found account for the "
+            "whole discrepancy): a mask, threshold or index in backward is off there",
         )
     return _unknown(block)
 

@@ -1,19 +1,23 @@
-"""Numerical and analytical Jacobians, compared block by block in bounded memory.
+"""Numerical and analytical Jacobians, compared entry by entry in bounded memory.
 
 The numerical Jacobian uses torch's own recipe (central differences, one element at a
 time, perturbing the input's storage in place) so that its values are bit-for-bit those
 of `torch.autograd.gradcheck`. Unlike torch, every input is compared, not only up to the
-first mismatch, and rows are processed in chunks so that no dense Jacobian larger than
-the memory budget is ever held.
+first mismatch, and no dense Jacobian larger than the memory budget is ever held: when
+the dense blocks do not fit, only the nonzero entries are kept (an elementwise op's
+Jacobian is diagonal) and the two Jacobians are compared on the union of their nonzeros,
+which gives the same per-input errors as the dense comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from gradcheck_cli import cost
 
 Fn = Callable[..., Any]
 
@@ -33,6 +37,17 @@ class WrongGradientShape(Exception):
 
 class ShapeChanged(Exception):
     """An output changed shape or dtype when an input was perturbed by eps."""
+
+
+class ExactTooLarge(Exception):
+    """The nonzero Jacobian entries outgrew the memory budget of the exact comparison."""
+
+    def __init__(self, needed_bytes: int, budget_bytes: int, nonzeros: int) -> None:
+        super().__init__(f"exact Jacobians need about {cost.human_bytes(needed_bytes)}, "
+                         f"over the {cost.human_bytes(budget_bytes)} budget")
+        self.needed_bytes = needed_bytes
+        self.budget_bytes = budget_bytes
+        self.nonzeros = nonzeros
 
 
 def as_tuple(value: Any) -> tuple[Any, ...]:
@@ -65,6 +80,15 @@ class InputStats:
     analytical: torch.Tensor | None = None  # kept blocks (rows x numel), small Jacobians only
     numerical: torch.Tensor | None = None
     rows_wrong_by_output: dict[int, int] = field(default_factory=dict)
+    # Probe mode only (see probe.py): each random-direction check as
+    # (analytical vᵀJu, numerical vᵀJu, acceptance threshold), whether the localized wrong
+    # entries explain the whole discrepancy, and a discrepancy that could not be localized.
+    directional: list[tuple[float, float, float]] = field(default_factory=list)
+    explained: bool = False
+    unresolved: str | None = None
+    # The input whose numerical derivative matches this one's analytical one (a gradient
+    # returned in another input's place), probe mode only: exact mode compares blocks.
+    resembles: int | None = None
 
 
 @dataclass
@@ -75,6 +99,7 @@ class Comparison:
     output_sizes: list[int]
     output_shapes: list[tuple[int, ...]]
     chunks: int = 1
+    layout: str = "dense"  # "dense" | "sparse" (exact mode) | "probe"
 
     def locate_row(self, row: int) -> tuple[int, int]:
         """Global row -> (differentiable output index, flat element of that output)."""
@@ -93,14 +118,91 @@ def unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(reversed(index))
 
 
-def flat_outputs(outs: tuple[Any, ...], positions: list[int]) -> torch.Tensor:
+def flat_outputs(outs: tuple[Any, ...], positions: list[int], copy: bool = True
+                 ) -> torch.Tensor:
     parts = [outs[p].detach().reshape(-1) for p in positions]
     if not parts:
         return torch.zeros(0, dtype=torch.float64)
+    if len(parts) == 1:  # a copy by default: an output may be an input (or a view of one)
+        return parts[0].clone() if copy else parts[0]
     dtype = parts[0].dtype
     for part in parts[1:]:
         dtype = torch.promote_types(dtype, part.dtype)
     return torch.cat([p.to(dtype) for p in parts])
+
+
+def sizes_of(args: Sequence[Any], func_out: tuple[Any, ...], parts: int = 1) -> cost.Sizes:
+    """The sizes the cost model needs, from the arguments and forward's outputs."""
+    inputs = [a for a in args if is_diff_tensor(a)]
+    outputs = [o for o in func_out if is_diff_tensor(o)]
+    itemsize = max([t.element_size() for t in (*inputs, *outputs)], default=8)
+    if any(x.is_complex() for x in inputs):  # the numerical Jacobian is complex then
+        itemsize = max(itemsize, 2 * max((o.element_size() for o in outputs), default=8))
+    return cost.Sizes(
+        input_numels=tuple(x.numel() for x in inputs),
+        output_numel=sum(o.numel() for o in outputs),
+        itemsize=itemsize,
+        complex_inputs=tuple(x.is_complex() for x in inputs),
+        parts=parts,
+    )
+
+
+def evaluate_flat(fn: Fn, args: list[Any], reference: tuple[Any, ...],
+                  out_positions: list[int], eps: float, copy: bool = True) -> torch.Tensor:
+    """Run forward at the (perturbed) arguments; its chosen outputs, flattened and joined.
+
+    A copy, unless `copy` is False and there is one output: then possibly a view of an
+    input (forward may return one), valid only until the arguments change again."""
+    outs = as_tuple(fn(*args))
+    for index, (new, old) in enumerate(zip(outs, reference)):
+        if isinstance(old, torch.Tensor) and (
+            not isinstance(new, torch.Tensor) or new.shape != old.shape
+            or new.dtype != old.dtype
+        ):
+            raise ShapeChanged(
+                f"output {index} changed shape or dtype when an input was perturbed by {eps}"
+            )
+    return flat_outputs(outs, out_positions, copy)
+
+
+def element(data: torch.Tensor, flat: int) -> torch.Tensor:
+    """A 0-d view of element `flat` (row-major) of `data`, to perturb in place."""
+    if data.is_contiguous():
+        return data.view(-1)[flat]
+    return data[unravel(flat, data.shape)]
+
+
+def numerical_columns(fn: Fn, args: list[Any], position: int, reference: tuple[Any, ...],
+                      out_positions: list[int], eps: float,
+                      columns: Iterable[int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Columns of the numerical Jacobian w.r.t. args[position] (all outputs), one at a time.
+
+    torch's recipe exactly: x[k] -= eps, evaluate, x[k] += eps, evaluate, restore, and
+    (after - before) / (2 eps); for a complex input the conjugate Wirtinger derivative
+    d/dx + i d/dy. `.data` perturbs in place without bumping the version counter.
+    """
+    tensor = args[position]
+    data = tensor.data
+    steps = [eps, eps * 1j] if tensor.is_complex() else [eps]
+    for k in range(tensor.numel()) if columns is None else columns:
+        entry = element(data, k)
+        original = entry.clone()
+        column: torch.Tensor | None = None
+        try:
+            for step in steps:
+                entry.copy_(original - step)
+                before = evaluate_flat(fn, args, reference, out_positions, eps)
+                entry.copy_(original + step)
+                # Used before the input moves again: no copy needed.
+                after = evaluate_flat(fn, args, reference, out_positions, eps, copy=False)
+                derivative = (after - before) / (2 * eps)
+                column = derivative if column is None else column + derivative * 1j
+        finally:
+            entry.copy_(original)
+        assert column is not None
+        if tensor.is_complex():  # as torch stores it: in the wider of the two complex types
+            column = column.to(torch.promote_types(column.dtype, tensor.dtype))
+        yield k, column
 
 
 def numerical_rows(
@@ -113,47 +215,54 @@ def numerical_rows(
     eps: float,
 ) -> torch.Tensor:
     """Rows `rows` of the numerical Jacobian of the chosen outputs w.r.t. args[position]."""
-    tensor = args[position]
-    data = tensor.data  # `.data`: perturb in place without bumping the version counter
-    numel = tensor.numel()
     r0, r1 = rows
-
-    def evaluate() -> torch.Tensor:
-        outs = as_tuple(fn(*args))
-        for index, (new, old) in enumerate(zip(outs, reference)):
-            if isinstance(old, torch.Tensor) and (
-                not isinstance(new, torch.Tensor) or new.shape != old.shape
-                or new.dtype != old.dtype
-            ):
-                raise ShapeChanged(
-                    f"output {index} changed shape or dtype when an input was perturbed by {eps}"
-                )
-        return flat_outputs(outs, out_positions)[r0:r1]
-
+    numel = args[position].numel()
     columns: torch.Tensor | None = None
-    for k in range(numel):
-        index = unravel(k, tensor.shape)
-        original = data[index].clone()
-        steps = [eps, eps * 1j] if tensor.is_complex() else [eps]
-        column: torch.Tensor | None = None
-        for step in steps:
-            data[index] = original - step
-            before = evaluate()
-            data[index] = original + step
-            after = evaluate()
-            data[index] = original
-            derivative = (after - before) / (2 * eps)
-            # For a complex input, the conjugate Wirtinger derivative d/dx + i d/dy, as torch.
-            column = derivative if column is None else column + derivative * 1j
-        assert column is not None
+    for k, column in numerical_columns(fn, args, position, reference, out_positions, eps):
         if columns is None:
-            dtype = column.dtype if not tensor.is_complex() else torch.promote_types(
-                column.dtype, tensor.dtype)
-            columns = torch.zeros((r1 - r0, numel), dtype=dtype, device=column.device)
-        columns[:, k] = column
+            columns = torch.zeros((r1 - r0, numel), dtype=column.dtype, device=column.device)
+        columns[:, k] = column[r0:r1]
     if columns is None:
         columns = torch.zeros((r1 - r0, 0), dtype=torch.float64)
     return columns
+
+
+def analytical_row(outputs: list[torch.Tensor], diff_inputs: list[torch.Tensor],
+                   sizes: list[int], row: int,
+                   grad_output: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Row `row` of the analytical Jacobian, one flat tensor per input (vᵀJ with v = eᵣ).
+
+    With `grad_output` (flat over all outputs) instead: vᵀJ for that v, the row-vector
+    that probe mode dots with its directions. As torch, one backward per output, the
+    others' gradients undefined (None); outputs whose part of v is zero are skipped.
+    """
+    if grad_output is None:
+        output_index, element_index = _locate(row, sizes)
+        vector = torch.zeros_like(outputs[output_index], memory_format=torch.contiguous_format)
+        vector.view(-1)[element_index] = 1.0
+        pieces = [(outputs[output_index], vector)]
+    else:
+        pieces, start = [], 0
+        for output in outputs:
+            part = grad_output[start:start + output.numel()]
+            start += output.numel()
+            if len(outputs) == 1 or bool(part.any()):
+                pieces.append((output, part.to(output.dtype).reshape(output.shape).contiguous()))
+    result: list[torch.Tensor | None] = [None] * len(diff_inputs)
+    for output, vector in pieces:
+        grads = torch.autograd.grad(output, diff_inputs, vector, retain_graph=True,
+                                    allow_unused=True)
+        for position, (grad, inp) in enumerate(zip(grads, diff_inputs)):
+            if grad is None:
+                continue
+            if grad.shape != inp.shape:
+                raise WrongGradientShape(position, tuple(grad.shape), tuple(inp.shape))
+            flat = grad.detach().reshape(-1).to(inp.dtype)
+            previous = result[position]
+            result[position] = flat if previous is None else previous + flat
+    # An input backward returned no gradient for (None) has a zero row.
+    return [torch.zeros(x.numel(), dtype=x.dtype, device=x.device) if r is None else r
+            for r, x in zip(result, diff_inputs)]
 
 
 def analytical_rows(
@@ -168,19 +277,8 @@ def analytical_rows(
         torch.zeros((r1 - r0, x.numel()), dtype=x.dtype, device=x.device) for x in diff_inputs
     ]
     for row in range(r0, r1):
-        output_index, element = _locate(row, sizes)
-        output = outputs[output_index]
-        grad_output = torch.zeros_like(output, memory_format=torch.contiguous_format)
-        grad_output.view(-1)[element] = 1.0
-        grads = torch.autograd.grad(
-            output, diff_inputs, grad_output, retain_graph=True, allow_unused=True
-        )
-        for position, (block, grad, inp) in enumerate(zip(blocks, grads, diff_inputs)):
-            if grad is None:
-                continue
-            if grad.shape != inp.shape:
-                raise WrongGradientShape(position, tuple(grad.shape), tuple(inp.shape))
-            block[row - r0] = grad.detach().reshape(-1).to(block.dtype)
+        for block, grad in zip(blocks, analytical_row(outputs, diff_inputs, sizes, row)):
+            block[row - r0] = grad
     return blocks
 
 
@@ -200,46 +298,170 @@ def compare(
     eps: float,
     atol: float,
     rtol: float,
-    max_elements: int,
+    budget_bytes: int,
+    layout: str | None = None,
 ) -> Comparison:
     """Compare analytical and numerical Jacobians of `fn` for every differentiable input.
 
-    `max_elements` bounds the Jacobian elements held at once (numerical block plus two
-    analytical runs); rows are processed in chunks to honour it.
+    `budget_bytes` bounds the Jacobian memory: the dense blocks are used when they fit
+    (`cost.plan_exact`), else the nonzero entries only; `ExactTooLarge` is raised when even
+    those outgrow it. `layout` forces "dense" or "sparse" (tests compare the two).
     """
     diff_positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
     diff_inputs = [args[i] for i in diff_positions]
     out_positions = [i for i, o in enumerate(func_out) if is_diff_tensor(o)]
     outputs = [func_out[i] for i in out_positions]
     sizes = [o.numel() for o in outputs]
-    total_rows = sum(sizes)
-    total_columns = max(1, sum(x.numel() for x in diff_inputs))
-    rows_per_chunk = max(1, max_elements // (3 * total_columns))
-    keep = total_rows * total_columns <= KEEP_BLOCKS_LIMIT and rows_per_chunk >= total_rows
     stats = [InputStats(position=p, numel=args[p].numel()) for p in diff_positions]
     comparison = Comparison(
         inputs=stats, output_sizes=sizes, output_shapes=[tuple(o.shape) for o in outputs]
     )
-    chunks = 0
-    for r0 in range(0, total_rows, rows_per_chunk):
-        r1 = min(total_rows, r0 + rows_per_chunk)
-        chunks += 1
-        first = analytical_rows(outputs, diff_inputs, (r0, r1), sizes)
-        second = analytical_rows(outputs, diff_inputs, (r0, r1), sizes)
-        for stat, ana, ana2 in zip(stats, first, second):
-            num = numerical_rows(fn, args, stat.position, func_out, out_positions, (r0, r1), eps)
-            _accumulate(stat, ana, ana2, num.to(ana.device), r0, atol, rtol, sizes)
-            if keep:
-                stat.analytical = ana
-                stat.numerical = num
-    comparison.chunks = chunks
+    if layout is None:
+        layout = cost.plan_exact(sizes_of(args, func_out), budget_bytes).layout
+    comparison.layout = layout
+    total_rows = sum(sizes)
+    if layout == "sparse":
+        _compare_sparse(fn, args, func_out, stats, outputs, out_positions, sizes, eps=eps,
+                        atol=atol, rtol=rtol, budget_bytes=budget_bytes)
+        return comparison
+    total_columns = sum(x.numel() for x in diff_inputs)
+    keep = total_rows * total_columns <= KEEP_BLOCKS_LIMIT
+    first = analytical_rows(outputs, diff_inputs, (0, total_rows), sizes)
+    second = analytical_rows(outputs, diff_inputs, (0, total_rows), sizes)
+    for stat, ana, ana2 in zip(stats, first, second):
+        num = numerical_rows(fn, args, stat.position, func_out, out_positions,
+                             (0, total_rows), eps)
+        _accumulate(stat, ana, ana2, num.to(ana.device), atol, rtol, sizes)
+        if keep:
+            stat.analytical = ana
+            stat.numerical = num
     return comparison
 
 
+class _Entries:
+    """Nonzero Jacobian entries as (row-major key, value), gathered a row or column at a time
+    into buffers that double when full. (Keeping each row's few entries as tiny tensors of
+    their own would scatter them between the large temporaries of each evaluation and
+    fragment the heap: resident memory then grows by tens of KB per row.)"""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._keys = torch.empty(0, dtype=torch.int64)
+        self._values: torch.Tensor | None = None
+
+    def _clear(self) -> None:
+        self.count = 0
+        self._keys = torch.empty(0, dtype=torch.int64)
+        self._values = None
+
+    def add(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        size = keys.numel()
+        if size == 0:
+            return
+        if self._values is None:
+            self._values = torch.empty(0, dtype=values.dtype)
+        if self.count + size > self._keys.numel():
+            capacity = max(2 * self._keys.numel(), self.count + size, 1024)
+            grown_keys = torch.empty(capacity, dtype=torch.int64)
+            grown_values = torch.empty(capacity, dtype=self._values.dtype)
+            grown_keys[:self.count] = self._keys[:self.count]
+            grown_values[:self.count] = self._values[:self.count]
+            self._keys, self._values = grown_keys, grown_values
+        self._keys[self.count:self.count + size] = keys
+        self._values[self.count:self.count + size] = values
+        self.count += size
+
+    def take(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """All entries (keys int64, values as `dtype`); the buffer is emptied."""
+        keys = self._keys[:self.count].clone()
+        values = (self._values[:self.count].to(dtype, copy=True) if self._values is not None
+                  else torch.zeros(0, dtype=dtype))
+        self._clear()
+        return keys, values
+
+
+def _compare_sparse(fn: Fn, args: list[Any], func_out: tuple[Any, ...],
+                    stats: list[InputStats], outputs: list[torch.Tensor],
+                    out_positions: list[int], sizes: list[int], *, eps: float, atol: float,
+                    rtol: float, budget_bytes: int) -> None:
+    """The exact comparison holding nonzero entries only (see `compare`)."""
+    diff_inputs = [args[s.position] for s in stats]
+    numels = [x.numel() for x in diff_inputs]
+    total_rows = sum(sizes)
+    per_entry = cost.sparse_entry_bytes(sizes_of(args, func_out).itemsize)
+    analytical = [_Entries() for _ in diff_inputs]
+    # Both analytical runs row by row (torch runs the whole Jacobian twice): the second is
+    # only compared with the first, for nondeterminism, and never stored.
+    for row in range(total_rows):
+        first = analytical_row(outputs, diff_inputs, sizes, row)
+        second = analytical_row(outputs, diff_inputs, sizes, row)
+        for k, (entries, g1, g2) in enumerate(zip(analytical, first, second)):
+            nonzero = torch.nonzero(g1).flatten()  # NaN is nonzero: non-finite entries kept
+            entries.add(row * numels[k] + nonzero, g1[nonzero])
+            stats[k].nondeterminism = max(stats[k].nondeterminism, spread(g1, g2))
+        held = sum(e.count for e in analytical)
+        # The numerical Jacobian of a right backward has as many nonzeros again.
+        if 2 * held * per_entry > budget_bytes:
+            expected = held * total_rows // (row + 1)
+            raise ExactTooLarge(2 * expected * per_entry, budget_bytes, expected)
+    analytical_held = sum(e.count for e in analytical)
+    for k, stat in enumerate(stats):
+        numerical = _Entries()
+        dtype: torch.dtype | None = None
+        for column, values in numerical_columns(fn, args, stat.position, func_out,
+                                                out_positions, eps):
+            dtype = values.dtype
+            nonzero = torch.nonzero(values).flatten()
+            numerical.add(nonzero * numels[k] + column, values[nonzero])
+            if (analytical_held + numerical.count) * per_entry > budget_bytes:
+                expected = analytical_held + numerical.count * numels[k] // (column + 1)
+                raise ExactTooLarge(expected * per_entry, budget_bytes, expected)
+        a_keys, a_values = analytical[k].take(diff_inputs[k].dtype)
+        analytical_held -= a_keys.numel()
+        n_keys, n_values = numerical.take(dtype or a_values.dtype)
+        keys, inverse = torch.unique(torch.cat([a_keys, n_keys]), sorted=True,
+                                     return_inverse=True)
+        a = torch.zeros(keys.numel(), dtype=a_values.dtype)
+        a[inverse[:a_keys.numel()]] = a_values
+        n = torch.zeros(keys.numel(), dtype=n_values.dtype)
+        n[inverse[a_keys.numel():]] = n_values
+        del inverse, a_keys, n_keys, a_values, n_values
+        if total_rows and numels[k]:
+            _score(stat, a, n, keys, numels[k], atol, rtol, sizes)
+
+
+def spread(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Largest difference between two backward results where both are finite."""
+    if first.numel() == 0 or torch.equal(first, second):
+        return 0.0
+    both = torch.isfinite(first) & torch.isfinite(second)
+    return float(torch.where(both, (first - second).abs(), 0).max())
+
+
 def _accumulate(stat: InputStats, ana: torch.Tensor, ana2: torch.Tensor, num: torch.Tensor,
-                r0: int, atol: float, rtol: float, sizes: list[int]) -> None:
+                atol: float, rtol: float, sizes: list[int]) -> None:
+    """Fold one dense block pair (rows x columns) into the input's stats."""
     if ana.numel() == 0:
         return
+    _score(stat, ana.reshape(-1), num.reshape(-1), None, ana.shape[1], atol, rtol, sizes)
+    nondet = torch.where(torch.isfinite(ana) & torch.isfinite(ana2), (ana - ana2).abs(),
+                         torch.zeros((), dtype=ana.real.dtype, device=ana.device))
+    stat.nondeterminism = max(stat.nondeterminism, float(nondet.max()))
+
+
+def _score(stat: InputStats, ana: torch.Tensor, num: torch.Tensor, keys: torch.Tensor | None,
+           columns: int, atol: float, rtol: float, sizes: list[int]) -> None:
+    """Errors of one input from its Jacobian entries.
+
+    `ana`, `num`: entries in row-major order; `keys[i]` is entry i's row-major position
+    (row * columns + column), or None when the entries are the whole dense block. Entries
+    absent from a sparse set are zero in both Jacobians, hence close, with no error; so the
+    counts, maxima and first positions equal those of the dense comparison.
+    """
+    def position(i: int) -> tuple[int, int]:
+        flat = i if keys is None else int(keys[i])
+        return divmod(flat, columns)
+
     dtype = torch.promote_types(ana.dtype, num.dtype)
     a = ana.to(dtype)
     n = num.to(dtype)
@@ -254,34 +476,52 @@ def _accumulate(stat: InputStats, ana: torch.Tensor, ana2: torch.Tensor, num: to
                 ("numerical", nonfinite_n, n) if bool(nonfinite_n.any()) else
                 ("analytical", nonfinite_a, a)
             )
-            row, column = (int(v) for v in torch.nonzero(mask)[0])
-            stat.first_nonfinite = (which, r0 + row, column, complex(values[row, column]).real)
+            first = int(torch.nonzero(mask)[0])
+            row, column = position(first)
+            stat.first_nonfinite = (which, row, column, complex(values[first]).real)
     both_finite = ~(nonfinite_a | nonfinite_n)
     difference = torch.where(both_finite, (a - n).abs(), torch.zeros((), dtype=a.real.dtype,
                                                                          device=a.device))
     scale = torch.maximum(a.abs(), n.abs())
     relative = torch.where(scale > 0, difference / torch.where(scale > 0, scale, 1), 0)
-    close = torch.isclose(a, n, rtol=rtol, atol=atol)
-    wrong = ~close
+    wrong = ~torch.isclose(a, n, rtol=rtol, atol=atol)
     stat.wrong += int(wrong.sum())
     if bool(wrong.any()):
-        rows_wrong = torch.nonzero(wrong.any(dim=1)).flatten().tolist()
-        for row in rows_wrong:
-            output_index, _ = _locate(r0 + int(row), sizes)
-            stat.rows_wrong_by_output[output_index] = (
-                stat.rows_wrong_by_output.get(output_index, 0) + 1)
+        if keys is None:
+            rows = torch.nonzero(wrong.view(-1, columns).any(dim=1)).flatten()
+        else:
+            rows = torch.unique(keys[wrong] // columns)
+        _count_rows(stat, rows, sizes)
         if len(stat.worst_wrong) < 8:
-            for row, column in torch.nonzero(wrong)[: 8 - len(stat.worst_wrong)].tolist():
-                stat.worst_wrong.append((r0 + row, column))
-    max_abs = float(difference.max())
+            for i in torch.nonzero(wrong)[: 8 - len(stat.worst_wrong)].flatten().tolist():
+                stat.worst_wrong.append(position(i))
+    if difference.numel():
+        max_abs = float(difference.max())
+        worst = int(difference.argmax())  # the first maximum in row-major order, as dense
+    else:
+        max_abs, worst = 0.0, -1
     if max_abs > stat.max_abs or stat.worst is None:
-        row, column = divmod(int(difference.argmax()), difference.shape[1])
-        stat.worst = (r0 + row, column, _scalar(a[row, column]), _scalar(n[row, column]))
+        if keys is not None and max_abs == 0:
+            # Dense argmax of an all-zero error is entry (0, 0), present or not here.
+            worst = 0 if keys.numel() and int(keys[0]) == 0 else -1
+        if worst < 0:
+            zero = _scalar(torch.zeros((), dtype=dtype))
+            stat.worst = (0, 0, zero, zero)
+        else:
+            row, column = position(worst)
+            stat.worst = (row, column, _scalar(a[worst]), _scalar(n[worst]))
         stat.max_abs = max_abs
-    stat.max_rel = max(stat.max_rel, float(relative.max()))
-    nondet = torch.where(torch.isfinite(ana) & torch.isfinite(ana2), (ana - ana2).abs(),
-                         torch.zeros((), dtype=ana.real.dtype, device=ana.device))
-    stat.nondeterminism = max(stat.nondeterminism, float(nondet.max()))
+    if relative.numel():
+        stat.max_rel = max(stat.max_rel, float(relative.max()))
+
+
+def _count_rows(stat: InputStats, rows: torch.Tensor, sizes: list[int]) -> None:
+    """Add the rows with a wrong entry to the per-output counts (second-order diagnosis)."""
+    ends = torch.tensor(sizes, dtype=torch.int64).cumsum(0)
+    which = torch.bucketize(rows, ends, right=True)
+    for output_index, count in zip(*torch.unique(which, return_counts=True)):
+        index = int(output_index)
+        stat.rows_wrong_by_output[index] = stat.rows_wrong_by_output.get(index, 0) + int(count)
 
 
 def _scalar(value: torch.Tensor) -> complex | float:

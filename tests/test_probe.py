@@ -1,0 +1,230 @@
+"""Probe mode catches a single wrong Jacobian entry, localizes it, and never fails a right one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from gradcheck_cli import checks
+from gradcheck_cli.discovery import Target, import_file, resolve
+from gradcheck_cli.inputs import build_inputs
+from gradcheck_cli.jacobian import as_tuple
+from gradcheck_cli.probe import ProbeSettings, probe_compare
+from gradcheck_cli.results import Status
+from gradcheck_cli.specfile import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = ROOT / "benchmarks" / "scale_ops.py"
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+TOL = checks.Tolerances()
+BUDGET = 1 << 26  # Jacobian elements; far more than any test here needs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """Small tensors gain nothing from threads, and on a busy machine lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def target(name: str, path: Path = OPS) -> Target:
+    found = resolve(import_file(path), path.resolve(), name)
+    assert found is not None, name
+    return found
+
+
+def uniform(generator: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    values = (torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1) * scale
+    return values.requires_grad_()
+
+
+def correct_args(name: str, size: int, generator: torch.Generator) -> list[Any]:
+    if name in ("Sin", "Tanh", "SinCosPair"):
+        return [uniform(generator, size)]
+    if name == "MatMul":
+        return [uniform(generator, size // 16, 16), uniform(generator, 16, 16)]
+    if name == "Softmax":
+        return [uniform(generator, size // 16, 16, scale=3.0)]
+    if name == "MulAddSin":
+        return [uniform(generator, size // 3) for _ in range(3)]
+    raise AssertionError(name)
+
+
+def one_wrong(size: int, factor: float, seed: int) -> tuple[list[Any], int]:
+    generator = torch.Generator().manual_seed(seed)
+    x = uniform(generator, size)
+    index = int(torch.randint(0, size, (1,), generator=generator))
+    return [x, index, factor], index
+
+
+@pytest.mark.parametrize("factor", [2.0, 1.1])
+@pytest.mark.parametrize("size", [1000, 10000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_single_wrong_entry_is_caught_and_localized(size, factor, seed):
+    args, index = one_wrong(size, factor, seed)
+    outcome = checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+                               BUDGET, mode="probe", seed=seed)
+    assert outcome.status is Status.FAILED, outcome.message
+    assert outcome.mode == "probe"
+    (entry,) = outcome.inputs
+    assert not entry.passed
+    assert entry.wrong_elements == 1
+    assert entry.worst is not None
+    assert entry.worst.input_index == [index]
+    assert entry.worst.output_index == [index]
+    # The localized entry is the exact one: analytical = factor × cos, numerical = cos.
+    derivative = torch.cos(args[0].detach()[index]).item()
+    assert entry.worst.analytical == pytest.approx(factor * derivative, rel=1e-12)
+    assert entry.worst.numerical == pytest.approx(derivative, rel=1e-6)
+    assert entry.diagnosis is not None and entry.diagnosis.kind == "partial"
+    assert f"x[{index}]" in entry.diagnosis.detail
+    assert f"x[{index}]" in outcome.message
+
+
+@pytest.mark.parametrize("name", ["Sin", "Tanh", "MatMul", "Softmax", "MulAddSin",
+                                  "SinCosPair"])
+@pytest.mark.parametrize("size", [960, 9600])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_false_alarm_on_right_functions(name, size, seed):
+    args = correct_args(name, size, torch.Generator().manual_seed(seed))
+    names = [f"a{i}" for i in range(len(args))]
+    outcome = checks.gradcheck(target(name), args, names, TOL, BUDGET, mode="probe", seed=seed)
+    assert outcome.status is Status.PASSED, outcome.message
+    assert outcome.mode == "probe"
+    for entry in outcome.inputs:
+        assert entry.passed and entry.note is None
+    # Every probe stayed far below its threshold: no near misses either.
+    assert outcome.comparison is not None
+    for stat in outcome.comparison.inputs:
+        assert len(stat.directional) == ProbeSettings().probes
+        for analytical, numerical, threshold in stat.directional:
+            assert abs(analytical - numerical) < 0.2 * threshold
+
+
+def test_second_order_single_wrong_entry_is_caught():
+    args, index = one_wrong(5000, 1.1, seed=3)
+    outcome = checks.gradgradcheck(target("SinSecondOrderOneWrong"), args,
+                                   ["x", "index", "factor"], TOL, BUDGET, 0, mode="probe")
+    assert outcome.status is Status.FAILED, outcome.message
+    assert outcome.mode == "probe"
+    x_entry = outcome.inputs[0]
+    assert not x_entry.passed and x_entry.worst is not None
+    assert x_entry.worst.input_index == [index]
+    assert x_entry.diagnosis is not None and x_entry.diagnosis.kind == "second-order"
+    assert all(e.passed for e in outcome.inputs[1:])
+    # Its first derivative is right, and probe mode agrees.
+    first = checks.gradcheck(target("SinSecondOrderOneWrong"), one_wrong(5000, 1.1, 3)[0],
+                             ["x", "index", "factor"], TOL, BUDGET, mode="probe")
+    assert first.status is Status.PASSED, first.message
+
+
+def test_second_order_right_function_passes():
+    args = correct_args("MulAddSin", 3000, torch.Generator().manual_seed(0))
+    outcome = checks.gradgradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOL, BUDGET, 0,
+                                   mode="probe")
+    assert outcome.status is Status.PASSED, outcome.message
+
+
+def test_probes_are_reproducible_and_seeded():
+    def run(seed: int) -> list[tuple[float, float, float]]:
+        args = correct_args("Tanh", 2000, torch.Generator().manual_seed(0))
+        fn = target("Tanh").call
+        comparison = probe_compare(fn, args, as_tuple(fn(*args)), eps=1e-6, atol=1e-5,
+                                   rtol=1e-3, seed=seed)
+        return comparison.inputs[0].directional
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_probe_leaves_inputs_untouched():
+    args, _ = one_wrong(3000, 2.0, seed=0)
+    before = args[0].detach().clone()
+    checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL, BUDGET,
+                     mode="probe")
+    assert torch.equal(args[0].detach(), before)
+    assert args[0]._version == 0
+
+
+def test_float32_and_non_contiguous_inputs():
+    generator = torch.Generator().manual_seed(0)
+    wide = uniform(generator, 40, 50)
+    transposed = wide.detach().T.requires_grad_()  # a non-contiguous leaf
+    assert not transposed.is_contiguous()
+    outcome = checks.gradcheck(target("Sin"), [transposed], ["x"], TOL, BUDGET, mode="probe")
+    assert outcome.status is Status.PASSED, outcome.message
+    narrow = uniform(generator, 4000).detach().float().requires_grad_()
+    outcome = checks.gradcheck(target("Sin"), [narrow], ["x"], TOL, BUDGET, mode="probe")
+    assert outcome.status is Status.PASSED, outcome.message
+    args = [narrow, 1234, 2.0]
+    outcome = checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+                               BUDGET, mode="probe")
+    assert outcome.status is Status.FAILED
+    assert outcome.inputs[0].worst is not None
+    assert outcome.inputs[0].worst.input_index == [1234]
+
+
+def corpus_outcomes(name: str, mode: str) -> dict[str, checks.Outcome]:
+    spec = load_spec(CORPUS / "corpus.yaml")
+    function = next(f for f in spec.functions if f.name == name)
+    found = target(name, CORPUS / "corpus.py")
+    outcomes = {}
+    for check in ("gradcheck", "gradgradcheck"):
+        built = build_inputs(found, function.cases[0].inputs, 0, "cpu")
+        torch.manual_seed(0)
+        if check == "gradcheck":
+            outcomes[check] = checks.gradcheck(found, built.args, built.names, TOL, BUDGET,
+                                               mode=mode)
+        else:
+            outcomes[check] = checks.gradgradcheck(found, built.args, built.names, TOL,
+                                                   BUDGET, 0, mode=mode)
+    return outcomes
+
+
+CORPUS_NAMES = [
+    "Square", "Sine", "MulAdd", "MatMul", "ExpSavesOutput", "SinCos", "ScaleBy",
+    "ComplexSquare", "Softplus", "Tanh", "Gather", "Weighted", "smooth", "Swapped",
+    "MissingFactor", "WrongSign", "TransposedMatMul", "NoneGrad", "ZeroGrad",
+    "MaskOffByThreshold", "IgnoresGradOutput", "InplaceSaved", "WrongCount", "WrongShape",
+    "SinCosWrongSign", "ScaleIgnoresAlpha", "ComplexNoConj", "SinCosNoMaterialize",
+    "RandomBackward",
+]
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_probe_mode_agrees_with_exact_mode_on_the_corpus(name):
+    exact = corpus_outcomes(name, "exact")
+    probe = corpus_outcomes(name, "probe")
+    for check in ("gradcheck", "gradgradcheck"):
+        assert probe[check].status == exact[check].status, (check, probe[check].message)
+        assert probe[check].mode == "probe"
+        if name == "RandomBackward" and check == "gradgradcheck":
+            continue  # backward's random noise is finite-difference noise to a probe
+        assert ([e.passed for e in probe[check].inputs]
+                == [e.passed for e in exact[check].inputs]), check
+        # The diagnosis too, except the transposed matrix, which needs the whole block.
+        kinds = [[e.diagnosis.kind if e.diagnosis else None for e in o[check].inputs]
+                 for o in (probe, exact)]
+        if name not in ("TransposedMatMul", "SinCosWrongSign"):
+            assert kinds[0] == kinds[1], check
+
+
+@pytest.mark.parametrize("name", ["SinNearlyRight", "SinFloat32Backward"])
+@pytest.mark.parametrize("size", [300, 30000])
+def test_right_within_tolerance_passes(name, size):
+    # Off by a relative 5e-4 (or float32 rounding) everywhere: within rtol, so exact mode
+    # passes, while a probe may see the sum of the small errors. Localization finds them
+    # small where it looks, and says so.
+    args = [uniform(torch.Generator().manual_seed(0), size)]
+    if size <= 1000:
+        exact = checks.gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="exact")
+        assert exact.status is Status.PASSED, exact.message
+    probe = checks.gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="probe")
+    assert probe.status is Status.PASSED, probe.message
+    note = probe.inputs[0].note
+    assert note is None or ("within atol/rtol" in note and "--mode exact" in note)
