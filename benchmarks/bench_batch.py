@@ -153,8 +153,8 @@ def main() -> int:
     seconds, proc = timed([sys.executable, "-c", HAND_LOOP, str(folder / "ops" / "ops.py"),
                            repr(plan)], folder)
     rows.append(("hand-written torch loop", seconds, proc.returncode))
-    first, proc1 = timed(tool + ["--cache-dir", str(cache)], folder)
-    second, proc2 = timed(tool + ["--cache-dir", str(cache)], folder)
+    first, proc1 = timed([*tool, "--cache-dir", str(cache)], folder)
+    second, proc2 = timed([*tool, "--cache-dir", str(cache)], folder)
     rows.append(("gradcheck-cli, cache filled (first run)", first, proc1.returncode))
     rows.append(("gradcheck-cli, unchanged re-run (cached)", second, proc2.returncode))
     cores = os.cpu_count()

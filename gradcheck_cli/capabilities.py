@@ -100,16 +100,21 @@ def _guard(probe: Callable[[], Capability]) -> Capability:
 
 
 def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolerances,
-           max_elements: int, seed: int) -> dict[str, Capability]:
-    """Probe every capability on these inputs (CPU), CUDA ones where CUDA exists."""
+           budget: int, seed: int, mode: str = "auto") -> dict[str, Capability]:
+    """Probe every capability on these inputs (CPU), CUDA ones where CUDA exists.
+
+    `budget` is the bytes of Jacobian a check may hold, `mode` as --mode.
+    """
+    engine: dict[str, Any] = {"mode": mode, "max_memory": budget, "seed": seed}
     found: dict[str, Capability] = {}
     found["first_order"] = _from_outcome(
-        checks.gradcheck(target, _fresh(args), names, tol, max_elements))
+        checks.gradcheck(target, _fresh(args), names, tol, budget // 16, **engine))
+    engine.pop("seed")
     if target.once_differentiable:
         found["second_order"] = _na("backward is @once_differentiable")
     else:
         found["second_order"] = _from_outcome(
-            checks.gradgradcheck(target, _fresh(args), names, tol, max_elements, seed))
+            checks.gradgradcheck(target, _fresh(args), names, tol, budget // 16, seed, **engine))
     found["forward_ad"] = _guard(lambda: _forward_ad(target, args, tol))
     found["vmap"] = _guard(lambda: _vmap(target, args))
     found["undefined_grad"] = _guard(lambda: _undefined(target, args, seed))
@@ -119,7 +124,8 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolera
         found["cpu_cuda_agreement"] = _na("CUDA not available")
     else:
         found["cuda"] = _from_outcome(
-            checks.gradcheck(target, _fresh(args, "cuda"), names, tol, max_elements))
+            checks.gradcheck(target, _fresh(args, "cuda"), names, tol, budget // 16,
+                             mode=mode, max_memory=budget, seed=seed))
         found["cpu_cuda_agreement"] = _guard(lambda: _agreement(target, args, seed))
     return found
 

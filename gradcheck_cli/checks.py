@@ -113,6 +113,8 @@ class _Checker:
         self.max_seconds = max_seconds
         self.output_names = output_names or (lambda i: f"output {i}")
         self.first_order_ok = first_order_ok
+        # What running `fn` runs of the user's code: forward, or (second order) backward too.
+        self.evaluated = "forward" if order == "first" else "backward"
         self.backward_location = f"{target.file}:{target.backward_line or target.line}"
         self.rows = 0
 
@@ -145,7 +147,7 @@ class _Checker:
             func_out = as_tuple(self.fn(*self.args))
             forward_seconds = time.perf_counter() - started
         except Exception as exc:
-            raise self.error(exc, "forward") from None
+            raise self.error(exc, self.evaluated) from None
         self._check_finite_outputs(func_out)
         diff_outputs = [o for o in func_out if is_diff_tensor(o)]
         if not diff_outputs:
@@ -251,7 +253,7 @@ class _Checker:
         try:
             self.fn(*self.args)
         except Exception as exc:
-            raise self.error(exc, "forward") from None
+            raise self.error(exc, self.evaluated) from None
         return time.perf_counter() - started
 
     def _time_backward(self, outputs: list[torch.Tensor], rows: list[int | None],
@@ -292,9 +294,12 @@ class _Checker:
         found = diagnose_first_order(blocks, self.tol.rtol, self.tol.atol, self.tol.nondet_tol,
                                      self._probe, self.tol.eps)
         if self.order == "second":
+            # What the first-order patterns see in the second-order Jacobian and that is not
+            # a formula bug (a kink, noise, nondeterminism) stays; the rest is second-order.
+            kept = ("nondeterministic", "kink", "precision")
             second = diagnose_second_order(blocks, self.output_names, self.first_order_ok)
             found.update({k: v for k, v in second.items()
-                          if found.get(k) is None or found[k].kind != "nondeterministic"})
+                          if found.get(k) is None or found[k].kind not in kept})
         by_position = {entry.index: entry for entry in outcome.inputs}
         for position, diagnosis in found.items():
             by_position[position].diagnosis = diagnosis
@@ -353,6 +358,15 @@ class _Checker:
             if bool(bad.any()):
                 first = unravel(int(torch.nonzero(bad.reshape(-1))[0]), out.shape)
                 value = out.detach()[first].item()
+                if self.order == "second":
+                    # These outputs are backward's gradients: a bug of backward, not a domain.
+                    raise _Stop(Outcome(
+                        Status.FAILED,
+                        f"backward returned non-finite values in {self.output_names(index)}: "
+                        f"{int(bad.sum())} of {out.numel()} (first {value} at {_index(first)}) "
+                        "where forward is finite",
+                        location=self.backward_location,
+                    ))
                 raise _Stop(Outcome(
                     Status.ERROR,
                     f"forward returned non-finite values in {self.output_names(index)}: "
@@ -412,10 +426,14 @@ class _Checker:
         for stat in stats:
             name = self.names[stat.position]
             tensor = self.args[stat.position]
+            finite = stat.first_nonfinite is None
             entry = InputError(
-                index=stat.position, name=name, max_abs_error=stat.max_abs,
-                max_rel_error=stat.max_rel, passed=stat.wrong == 0, numel=stat.numel,
-                wrong_elements=stat.wrong,
+                # With NaN/Inf in a Jacobian the largest error is not a number: say so
+                # (null in JSON, with a note) rather than report the finite part's maximum.
+                index=stat.position, name=name,
+                max_abs_error=stat.max_abs if finite else float("inf"),
+                max_rel_error=stat.max_rel if finite else float("inf"),
+                passed=stat.wrong == 0, numel=stat.numel, wrong_elements=stat.wrong,
             )
             if stat.worst is not None:
                 row, column, a, n = stat.worst
@@ -636,6 +654,16 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
     except Exception as exc:
         why = explain(exc, target, names, "forward")
         return Outcome(Status.ERROR, why.message, location=why.location)
+    for index, out in enumerate(func_out):
+        if isinstance(out, torch.Tensor) and (out.is_floating_point() or out.is_complex()) \
+                and not bool(torch.isfinite(out.detach()).all()):
+            # As gradcheck: non-finite outputs mean the inputs are outside the domain.
+            bad = int((~torch.isfinite(out.detach())).sum())
+            return Outcome(Status.ERROR,
+                           f"forward returned non-finite values in output {index}: {bad} of "
+                           f"{out.numel()}. The inputs are probably outside the function's "
+                           "domain: narrow them with `low`/`high` in the spec.",
+                           location=f"{target.file}:{target.forward_line or target.line}")
     outputs = [o for o in func_out if is_diff_tensor(o)]
     if not outputs:
         return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")

@@ -78,6 +78,13 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
         return _unknown(block, "the Jacobian was too large to keep for a closer look")
     a = a.to(torch.promote_types(a.dtype, n.dtype))
     n = n.to(a.dtype)
+    # A kink first: at a non-differentiable point any pattern (zero, partial, ...) may show,
+    # and none of them is a bug of backward.
+    wrong_columns = (~torch.isclose(a, n, rtol=rtol, atol=atol)).any(dim=0)
+    columns = torch.nonzero(wrong_columns).flatten().tolist()
+    kink = _kink(block, columns, a, probe, eps, atol) if probe and columns else None
+    if kink is not None:
+        return kink
     if bool((a == 0).all()):
         return Diagnosis(
             "zero",
@@ -125,13 +132,8 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
                 f"the gradient of `{name}` is the transpose of the right one: return "
                 f"`grad.T` (e.g. `x.T @ g` where `g.T @ x` was meant)",
             )
-    wrong_columns = (~torch.isclose(a, n, rtol=rtol, atol=atol)).any(dim=0)
     count = int(wrong_columns.sum())
     total = wrong_columns.numel()
-    columns = torch.nonzero(wrong_columns).flatten().tolist()
-    kink = _kink(block, columns, a, probe, eps, atol) if probe and columns else None
-    if kink is not None:
-        return kink
     if 0 < count < total:
         shown = ", ".join(f"{name}{_index(block.shape, c)}" for c in columns[:5])
         more = f" and {count - 5} more" if count > 5 else ""

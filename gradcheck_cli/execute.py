@@ -118,7 +118,8 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.message = too_big
         return
     tol = tolerances(task, options)
-    budget = max(1, jacobian_budget(options.max_memory, workers) // 16)
+    budget = jacobian_budget(options.max_memory, workers)  # bytes of Jacobian per check
+    mode = options.mode
     tried = []
     for attempt in range(4 if options.dodge_kinks else 1):
         attempt_seed = seed + attempt
@@ -130,15 +131,17 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
                                                  task.device)
         torch.manual_seed(attempt_seed)
         if task.check == "capabilities":
-            _capabilities(result, checked, args, names, tol, budget, attempt_seed)
+            _capabilities(result, checked, args, names, tol, budget, attempt_seed, options.mode)
             return
         if task.check == "gradcheck":
-            outcome = checks.gradcheck(checked, args, names, tol, budget)
+            outcome = checks.gradcheck(checked, args, names, tol, budget // 16, seed=attempt_seed,
+                                       mode=mode, max_memory=budget)
         elif task.check == "float32":
             outcome = float32_check(checked, args, names, attempt_seed)
         else:
-            outcome = checks.gradgradcheck(checked, args, names, tol, budget, attempt_seed,
-                                           first_order_ok=first_order_ok)
+            outcome = checks.gradgradcheck(checked, args, names, tol, budget // 16, attempt_seed,
+                                           first_order_ok=first_order_ok, mode=mode,
+                                           max_memory=budget)
         if not _only_kinks(outcome):
             break
         tried.append(attempt_seed)
@@ -151,6 +154,7 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
     result.message = outcome.message
     result.inputs = outcome.inputs
     result.mode = outcome.mode
+    result.mode_reason = outcome.mode_reason
     if options.keep_jacobians and outcome.status is Status.FAILED:
         result.jacobians = failing_jacobians(outcome) or None
     if target.kind != "module":
@@ -165,10 +169,10 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
 
 
 def _capabilities(result: CheckResult, target: Target, args: list[Any], names: list[str],
-                  tol: checks.Tolerances, budget: int, seed: int) -> None:
+                  tol: checks.Tolerances, budget: int, seed: int, mode: str) -> None:
     from gradcheck_cli.capabilities import matrix
 
-    found = matrix(target, args, names, tol, budget, seed)
+    found = matrix(target, args, names, tol, budget, seed, mode)
     result.capabilities = found
     failing = {k: v for k, v in found.items() if v["status"] == "fail"}
     result.status = Status.FAILED if failing else Status.PASSED

@@ -69,7 +69,8 @@ class CheckResult:
     duration: float = 0.0
     line: int | None = None
     location: str | None = None
-    mode: str = "exact"
+    mode: str = "exact"  # how the Jacobians were compared: "exact" or "probe"
+    mode_reason: str = ""  # why auto mode chose probe
     cached: bool = False
     reproduce: str | None = None
     # How the inputs were made and the tolerances used: what --save-repro needs.

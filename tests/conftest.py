@@ -123,6 +123,9 @@ def run_cli(
     def run(*args: str, cwd: Path | str | None = None, cpu_only: bool = True,
             in_process: bool = True) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd if cwd is not None else tmp_path)
+        # The table's width follows COLUMNS when stdout is no terminal; pytest-xdist sets
+        # it to 80 in its workers. Tests read rows at the width the goldens use.
+        monkeypatch.setenv("COLUMNS", "120")
         capsys.readouterr()
         code = main(_argv(args, cpu_only, in_process))
         out, err = capsys.readouterr()

@@ -41,14 +41,14 @@ def _errors_cell(result: CheckResult) -> Text:
 
 def build_table(results: list[CheckResult]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    table.add_column("Spec", overflow="fold")
-    table.add_column("Function", overflow="fold")
-    table.add_column("Case")
-    table.add_column("Device")
-    table.add_column("Check")
-    table.add_column("Status")
-    table.add_column("Max error per input", overflow="fold")
-    table.add_column("Time", justify="right")
+    # Short fields never wrap; in a narrow terminal names fold and the errors column wraps
+    # between inputs (it keeps room for at least one `name=value(wrong)`).
+    for name in ("Spec", "Function", "Case"):
+        table.add_column(name, overflow="fold")
+    for name in ("Device", "Check", "Status"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("Max error per input", overflow="fold", min_width=16)
+    table.add_column("Time", justify="right", no_wrap=True)
     for r in results:
         where = PurePath(r.spec or r.module or "?").name
         table.add_row(
@@ -57,7 +57,8 @@ def build_table(results: list[CheckResult]) -> Table:
             r.case if r.function else "-",
             r.device,
             r.check,
-            Text(r.status.value + (" (cached)" if r.cached else ""), style=STYLES[r.status]),
+            Text(r.status.value + (" (cached)" if r.cached else "")
+                 + (" (probe)" if r.mode == "probe" else ""), style=STYLES[r.status]),
             _errors_cell(r) if r.function else Text(""),
             f"{r.duration:.2f}s",
         )
@@ -120,6 +121,8 @@ def _details(result: CheckResult, show_jacobian: bool = False,
     lines: list[RenderableType] = [head]
     if result.location and not result.message.startswith(result.location):
         lines.append(Text(f"  at {result.location}", style="dim"))
+    if result.mode_reason:
+        lines.append(Text(f"  probe mode: {result.mode_reason}", style="dim"))
     for line in result.message.splitlines() or [""]:
         lines.append(Text("  " + line))
     failing = [e for e in result.inputs if not e.passed]
@@ -189,6 +192,21 @@ def _capability_notes(results: list[CheckResult]) -> list[Text]:
     return notes
 
 
+def _notes(results: list[CheckResult]) -> list[Text]:
+    """Why a check ran in probe mode, and notes on inputs that passed (failures say more)."""
+    notes = []
+    for r in results:
+        if r.status in (Status.FAILED, Status.ERROR):
+            continue
+        if r.mode_reason:
+            notes.append(Text(f"note: {result_id(r)}: probe mode: {r.mode_reason}", style="dim"))
+        for entry in r.inputs:
+            if entry.note:
+                notes.append(Text(f"note: {result_id(r)}: {entry.name}: {entry.note}",
+                                  style="dim"))
+    return notes
+
+
 def render(console: Console, results: list[CheckResult], summary: Summary,
            show_jacobian: bool = False) -> None:
     plain = [r for r in results if r.check != "capabilities"]
@@ -199,6 +217,11 @@ def render(console: Console, results: list[CheckResult], summary: Summary,
         console.print()
         console.print(capabilities)
         for note in _capability_notes(results):
+            console.print(note)
+    notes = _notes(results)
+    if notes:
+        console.print()
+        for note in notes:
             console.print(note)
     problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
     for result in problems:
