@@ -114,6 +114,14 @@ def _argv(args: tuple[str, ...], cpu_only: bool, in_process: bool) -> list[str]:
 RunCli = Callable[..., tuple[int, str, str]]
 
 
+@pytest.fixture(autouse=True)
+def _table_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table's width follows COLUMNS when stdout is no terminal, and pytest-xdist sets
+    it to 80 in its workers: tests read rows at the goldens' width unless they set their own.
+    """
+    monkeypatch.setenv("COLUMNS", "120")
+
+
 @pytest.fixture
 def run_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -123,9 +131,6 @@ def run_cli(
     def run(*args: str, cwd: Path | str | None = None, cpu_only: bool = True,
             in_process: bool = True) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd if cwd is not None else tmp_path)
-        # The table's width follows COLUMNS when stdout is no terminal; pytest-xdist sets
-        # it to 80 in its workers. Tests read rows at the width the goldens use.
-        monkeypatch.setenv("COLUMNS", "120")
         capsys.readouterr()
         code = main(_argv(args, cpu_only, in_process))
         out, err = capsys.readouterr()

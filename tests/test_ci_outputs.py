@@ -585,7 +585,7 @@ def test_config_jobs_and_timeout(tmp_path: Path, run_json: Any,
         specs = "gradspecs"
         checks = ["gradcheck"]
         jobs = 1
-        timeout = 3
+        timeout = 6
         cache = false
     """)
     _write(tmp_path / "ops" / "hang.py", HANG)
@@ -597,7 +597,7 @@ def test_config_jobs_and_timeout(tmp_path: Path, run_json: Any,
     doc = run_json("-k", "Hang", "-k", "Square", cwd=cwd, in_process=False)
     assert [(r["function"], r["status"]) for r in doc["results"]] == [
         ("Square", "passed"), ("Hang", "error")], [r["message"] for r in doc["results"]]
-    assert "timed out after 3s" in doc["results"][1]["message"]
+    assert "timed out after 6s" in doc["results"][1]["message"]
     assert _pids(pids) and os.getpid() not in _pids(pids), "jobs = 1 runs checks in a worker"
     pids.unlink()
     doc = run_json("-k", "Square", "-j", "0", cwd=cwd, in_process=False)
