@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import time
 from collections import deque
@@ -37,8 +38,11 @@ class _Worker:
 
         parent, child = context.Pipe()
         self.conn: Connection = parent
-        self.proc: BaseProcess = context.Process(target=worker_main, args=(child, options),
-                                                 daemon=True)
+        # A forked worker inherits the fork server's working directory and environment,
+        # which are those of the first pool of this process: hand it the current ones.
+        self.proc: BaseProcess = context.Process(
+            target=worker_main, args=(child, options, os.getcwd(), dict(os.environ)),
+            daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None

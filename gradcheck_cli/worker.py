@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -97,10 +98,16 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         yield ("result", index, result.to_dict(), deps)
 
 
-def worker_main(conn: Connection, options: RunOptions) -> None:
+def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
+                environ: dict[str, str] | None = None) -> None:
     """A worker process: receive jobs, send messages, until told to stop (None)."""
     # Ctrl-C is the parent's to handle: it stops the workers and reports what finished.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    if cwd is not None:
+        os.chdir(cwd)
     warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
     import torch
 
