@@ -495,23 +495,20 @@ class _Checker:
                     "random-direction probes disagree beyond finite-difference noise "
                     f"(max discrepancy {_fmt(stat.max_abs)}); localized "
                     f"{stat.wrong} wrong Jacobian entr{'y' if stat.wrong == 1 else 'ies'}")
-            if entry.worst is not None:
-                w = entry.worst
-                text += (f", worst {name}{_index(w.input_index)} -> "
-                         f"{self.output_names(w.output)}{_index(w.output_index)} "
-                         f"(analytical {_fmt_value(w.analytical)}, "
-                         f"numerical {_fmt_value(w.numerical)})")
-            return text
+            return text + self._worst_text(name, entry, ", worst ")
         text = (f"{what} of `{name}` is wrong at {stat.wrong} of "
                 f"{stat.numel * self.rows} Jacobian entries, "
                 f"max abs error {_fmt(stat.max_abs)}")
-        if entry.worst is not None:
-            w = entry.worst
-            text += (f" at {name}{_index(w.input_index)} -> "
-                     f"{self.output_names(w.output)}{_index(w.output_index)} "
-                     f"(analytical {_fmt_value(w.analytical)}, "
-                     f"numerical {_fmt_value(w.numerical)})")
-        return text
+        return text + self._worst_text(name, entry, " at ")
+
+    def _worst_text(self, name: str, entry: InputError, lead: str) -> str:
+        """`<lead>x[0, 1] -> output 0[0, 1] (analytical 1, numerical 2)`, or nothing."""
+        if entry.worst is None:
+            return ""
+        w = entry.worst
+        return (f"{lead}{name}{_index(w.input_index)} -> "
+                f"{self.output_names(w.output)}{_index(w.output_index)} "
+                f"(analytical {_fmt_value(w.analytical)}, numerical {_fmt_value(w.numerical)})")
 
     def _backward_scales_with_grad_output(self, outputs: list[torch.Tensor]) -> str | None:
         positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
