@@ -115,6 +115,12 @@ class _Checker:
         self.first_order_ok = first_order_ok
         # What running `fn` runs of the user's code: forward, or (second order) backward too.
         self.evaluated = "forward" if order == "first" else "backward"
+        # The numerical Jacobian needs only values. An autograd Function's forward computes
+        # the same values without grad, minus building a graph at each of the 2·N perturbed
+        # evaluations (torch builds one each time). A plain callable may use autograd
+        # itself, and second order differentiates inside `fn`: those keep grad mode.
+        self.numeric_fn = (_without_grad(fn) if order == "first" and target.kind == "function"
+                           else fn)
         self.backward_location = f"{target.file}:{target.backward_line or target.line}"
         self.rows = 0
 
@@ -190,11 +196,12 @@ class _Checker:
                      ) -> list[Comparison]:
         """One comparison, or two (imaginary, then real part) for complex outputs, as torch."""
         if not any(o.is_complex() for o in diff_outputs):
-            return [self._compare(self.fn, func_out)]
+            return [self._compare(self.numeric_fn, func_out)]
         comparisons = []
         for index, part in enumerate((torch.imag, torch.real)):
             wrapped = _apply_to_complex(self.fn, part)
-            comparisons.append(self._compare(wrapped, as_tuple(wrapped(*self.args)),
+            comparisons.append(self._compare(_apply_to_complex(self.numeric_fn, part),
+                                             as_tuple(wrapped(*self.args)),
                                              part=index))
         return comparisons
 
@@ -319,7 +326,7 @@ class _Checker:
         func_out = as_tuple(self.fn(*self.args))
         errors: dict[int, list[tuple[float, float]]] = {e.index: [] for e in failing}
         for eps in (self.tol.eps * 10, self.tol.eps / 10):
-            other = self._compare(self.fn, func_out, eps)
+            other = self._compare(self.numeric_fn, func_out, eps)
             for stat in other.inputs:
                 if stat.position in errors:
                     errors[stat.position].append((eps, stat.max_abs))
@@ -610,6 +617,14 @@ def _merge(parts: list[InputStats]) -> InputStats:
         merged.unresolved = merged.unresolved or other.unresolved
         merged.explained = merged.explained and other.explained
     return merged
+
+
+def _without_grad(fn: Fn) -> Fn:
+    def values(*args: Any) -> Any:
+        with torch.no_grad():
+            return fn(*args)
+
+    return values
 
 
 def _apply_to_complex(fn: Fn, part: Callable[[torch.Tensor], torch.Tensor]) -> Fn:
