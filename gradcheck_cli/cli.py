@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import click
 
 from gradcheck_cli import __version__
 from gradcheck_cli.errors import GradcheckCliError, UsageError
+from gradcheck_cli.quiet import quiet_torch_import
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -162,7 +162,7 @@ def command(**kwargs: Any) -> int:
         from gradcheck_cli.report import plot
 
         plot.require_matplotlib()
-    _quiet_torch_import()
+    quiet_torch_import()
     from gradcheck_cli.runner import run
 
     outcome = run(items, settings["options"], **_progress(len(items)))
@@ -245,11 +245,6 @@ def _project_root() -> Path:
         if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
             return folder
     return here
-
-
-def _quiet_torch_import() -> None:
-    # torch warns at import when numpy is missing; numpy is not needed to check gradients.
-    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
 
 
 def _progress(items: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -173,7 +174,19 @@ def user_frame(exc: BaseException, prefer: Path | None = None) -> tuple[str | No
 
 
 def _source_lines(path: Path) -> dict[str, dict[str, int]]:
-    """Lines of top-level definitions and their methods: {name: {"": line, "forward": ...}}."""
+    """Lines of top-level definitions and their methods: {name: {"": line, "forward": ...}}.
+
+    Parsed once per version of the file (every task of a Function asks again).
+    """
+    try:
+        status = path.stat()
+    except OSError:
+        return {}
+    return _parse_lines(path, status.st_mtime_ns, status.st_size)
+
+
+@functools.cache
+def _parse_lines(path: Path, mtime_ns: int, size: int) -> dict[str, dict[str, int]]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError):

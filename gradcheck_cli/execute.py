@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -284,8 +285,6 @@ def _shown(location: str) -> str:
 
 
 def display_path(path: str) -> str:
-    from pathlib import Path
-
     return display(Path(path))
 
 

@@ -3,10 +3,9 @@
 Only imports: the server runs no torch op, so no thread pool exists to be broken by fork.
 """
 
-import warnings
+from gradcheck_cli.quiet import quiet_torch_import
 
-# torch warns at import when numpy is missing; numpy is not needed to check gradients.
-warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
+quiet_torch_import()
 
 import torch  # noqa: E402,F401
 

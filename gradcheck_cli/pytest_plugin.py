@@ -13,7 +13,6 @@ the spec gets wrong is one failing item named after it.
 from __future__ import annotations
 
 import fnmatch
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from gradcheck_cli.collect import SPEC_SUFFIXES
+from gradcheck_cli.quiet import quiet_torch_import
 
 if TYPE_CHECKING:
     from gradcheck_cli.results import CheckResult
@@ -124,12 +124,6 @@ def run_options(config: pytest.Config) -> RunOptions:
     return options
 
 
-def _quiet_torch_import() -> None:
-    # As the CLI: torch warns at import when numpy is missing; gradients do not need it.
-    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
-    warnings.filterwarnings("ignore", message=r".*NumPy.*", module=r"torch.*")
-
-
 class SpecFile(pytest.File):
     """A spec file: its Functions x cases x devices x checks, planned by the CLI's runner."""
 
@@ -142,7 +136,7 @@ class SpecFile(pytest.File):
         spec = load_spec(self.path, display(self.path))
         lines = {f.name: f.line for f in spec.functions}
         options = run_options(self.config)
-        _quiet_torch_import()
+        quiet_torch_import()
         seen: set[str] = set()
         broken: set[str | None] = set()
         checked: dict[str, CheckResult | None] = {}
@@ -265,7 +259,7 @@ class CheckItem(_SpecItem):
         from gradcheck_cli.execute import execute
         from gradcheck_cli.results import Status
 
-        _quiet_torch_import()
+        quiet_torch_import()
         started = time.perf_counter()
         result = execute(self.task, self.options)
         result.duration = time.perf_counter() - started

@@ -8,6 +8,7 @@ or raises at import costs only its own results.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -160,6 +161,7 @@ def task_result(task: Task, options: RunOptions, message: str = "",
     return result
 
 
+@functools.cache
 def cuda_possible() -> bool:
     """Whether CUDA could be available, answered without importing torch where we can.
 

@@ -10,14 +10,12 @@ defaults keep them as literals.
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import json
 import math
 import os
-import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gradcheck_cli.errors import GradcheckCliError, UsageError
+from gradcheck_cli.quiet import quiet_torch_import
+from gradcheck_cli.runner import user_output_to_stderr
 
 if TYPE_CHECKING:
     from gradcheck_cli.discovery import Target
     from gradcheck_cli.specfile import InputSpec
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 3, 4
+EXIT_OK, EXIT_INTERNAL = 0, 3  # other exit codes come from cli.invoke
 PLACEHOLDER = (3, 4)
 SIZES = (3, 4, 2, 5, 6, 7, 8, 9, 10, 11)  # distinct, so a transposed dim shows in the check
 POSITIVE = (0.5, 2.0)
@@ -1018,7 +1018,7 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
 
     try:
         built = build_inputs(target, tuple(specs), 0, "cpu")
-        with _user_output_to_stderr():
+        with user_output_to_stderr():
             out = target.call(*built.args)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             tensors = [o for o in outs if isinstance(o, torch.Tensor)]
@@ -1035,12 +1035,6 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
         first = (str(exc).strip().splitlines() or [""])[0]
         return f"{type(exc).__name__}: {first}"[:200]
     return None
-
-
-@contextlib.contextmanager
-def _user_output_to_stderr() -> Iterator[None]:
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
 
 
 def _with_domain(specs: list[InputSpec]) -> list[InputSpec]:
@@ -1192,7 +1186,7 @@ def write_spec(path: Path, output: Path, force: bool) -> tuple[Path, list[Draft]
     if output.exists() and not force:
         raise GradcheckCliError(f"{display(output)} already exists; not overwriting it",
                                 hint="pass --force to replace it, or -o to write elsewhere")
-    with _user_output_to_stderr():
+    with user_output_to_stderr():
         module = import_file(path)
     targets = find_functions(module, path.resolve())
     if not targets:
@@ -1227,7 +1221,7 @@ def command(path: Path, output: Path | None, force: bool) -> int:
         output = default_output(path)
     elif output.is_dir():
         output = output / f"{path.stem}.yaml"
-    _quiet_torch_import()
+    quiet_torch_import()
     written, drafts = write_spec(path, output, force)
     check = load_spec(written, display(written))
     if check.error is not None or any(f.error for f in check.functions):
@@ -1242,13 +1236,6 @@ def command(path: Path, output: Path | None, force: bool) -> int:
         click.echo(f"{todos} place(s) marked TODO need a look")
     click.echo(f"next: gradcheck-cli {display(written)}")
     return EXIT_OK
-
-
-def _quiet_torch_import() -> None:
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
-    warnings.filterwarnings("ignore", message=r".*NumPy.*", module=r"torch.*")
 
 
 def init_command(argv: list[str]) -> int:

@@ -6,12 +6,12 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.quiet import quiet_torch_import
 from gradcheck_cli.results import Status
 from gradcheck_cli.runner import Job, RunOptions, error_result, user_output_to_stderr
 
@@ -108,7 +108,7 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
         os.environ.update(environ)
     if cwd is not None:
         os.chdir(cwd)
-    warnings.filterwarnings("ignore", message=r".*Failed to initialize NumPy.*")
+    quiet_torch_import()
     import torch
 
     # The parent runs one check per core: more threads per check would only contend.
