@@ -111,14 +111,19 @@ def _largest(pictures: dict[str, Any]) -> float:
     return max(abs(v) for row in pictures["difference"] for v in row)
 
 
-def _details(result: CheckResult, show_jacobian: bool = False,
-             color: bool = True) -> RenderableType:
+def _head(result: CheckResult) -> Text:
     head = Text()
     head.append(result.status.value.upper(), style=STYLES[result.status])
     head.append(f" {result_id(result)}")
     if result.seed is not None:
         head.append(f" (seed {result.seed})", style="dim")
-    lines: list[RenderableType] = [head]
+    return head
+
+
+def _details(result: CheckResult, show_jacobian: bool = False,
+             color: bool = True) -> RenderableType:
+    """Everything under a failure's head line but its reproduce command."""
+    lines: list[RenderableType] = []
     if result.location and not result.message.startswith(result.location):
         lines.append(Text(f"  at {result.location}", style="dim"))
     if result.mode_reason:
@@ -149,8 +154,6 @@ def _details(result: CheckResult, show_jacobian: bool = False,
                                   f"{entry.diagnosis.detail}", style="yellow"))
     if show_jacobian:
         lines.extend(_jacobian_lines(result, color))
-    if result.reproduce:
-        lines.append(Text(f"  reproduce: {result.reproduce}", style="dim"))
     return Group(*lines)
 
 
@@ -226,7 +229,11 @@ def render(console: Console, results: list[CheckResult], summary: Summary,
     problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
     for result in problems:
         console.print()
+        # The result's id and its reproduce command get copied and pasted: never wrapped.
+        console.print(_head(result), soft_wrap=True)
         console.print(_details(result, show_jacobian, console.color_system is not None))
+        if result.reproduce:
+            console.print(Text(f"  reproduce: {result.reproduce}", style="dim"), soft_wrap=True)
     if problems:
         console.print()
     style = "bold red" if summary.exit_code == 1 else "bold green" if summary.exit_code == 0 \
