@@ -15,6 +15,7 @@ from gradcheck_cli import checks
 from gradcheck_cli.discovery import Target
 from gradcheck_cli.inputs import make_grad_outputs
 from gradcheck_cli.jacobian import as_tuple, is_diff_tensor
+from gradcheck_cli.vjp import vjp
 
 Capability = dict[str, str]
 NAMES = ("first_order", "second_order", "forward_ad", "vmap", "undefined_grad",
@@ -72,8 +73,7 @@ def _forward_backward(target: Target, args: list[Any], seed: int
     outs = [o for o in as_tuple(target.call(*args)) if is_diff_tensor(o)]
     grads_out = [g.to(o.device) for g, o in zip(make_grad_outputs(tuple(o.cpu() for o in outs),
                                                                   seed), outs)]
-    grads = torch.autograd.grad(outs, [a for a in args if is_diff_tensor(a)], grads_out,
-                                allow_unused=True)
+    grads = vjp(outs, [a for a in args if is_diff_tensor(a)], grads_out)
     return [o.detach() for o in outs], [None if g is None else g.detach() for g in grads]
 
 
@@ -178,11 +178,10 @@ def _undefined(target: Target, args: list[Any], seed: int) -> Capability:
     grads_out = make_grad_outputs(tuple(outs), seed)
     for skipped in range(len(outs)):
         keep = [k for k in range(len(outs)) if k != skipped]
-        partial = torch.autograd.grad([outs[k] for k in keep], inputs,
-                                      [grads_out[k] for k in keep], retain_graph=True,
-                                      allow_unused=True)
+        partial = vjp([outs[k] for k in keep], inputs, [grads_out[k] for k in keep],
+                      retain_graph=True)
         zeros = [torch.zeros_like(g) if k == skipped else g for k, g in enumerate(grads_out)]
-        full = torch.autograd.grad(outs, inputs, zeros, retain_graph=True, allow_unused=True)
+        full = vjp(outs, inputs, zeros, retain_graph=True)
         problem = _same(list(partial), list(full))
         if problem:
             return _fail(f"with output {skipped}'s gradient undefined, backward differs from "

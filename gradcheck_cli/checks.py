@@ -41,6 +41,7 @@ from gradcheck_cli.jacobian import (
 )
 from gradcheck_cli.probe import probe_compare
 from gradcheck_cli.results import Diagnosis, InputError, Status, Worst
+from gradcheck_cli.vjp import vjp
 
 Fn = Callable[..., Any]
 
@@ -521,10 +522,10 @@ class _Checker:
         positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
         inputs = [self.args[i] for i in positions]
         try:
-            grads = torch.autograd.grad(
+            grads = vjp(
                 outputs, inputs,
                 [torch.zeros_like(o, memory_format=torch.contiguous_format) for o in outputs],
-                allow_unused=True, retain_graph=True,
+                retain_graph=True,
             )
         except Exception as exc:
             raise self.error(exc, "backward") from None
@@ -559,10 +560,9 @@ class _Checker:
                 variants.append([undefined()(o) if k == which else o for k, o in enumerate(outs)])
         for outs in variants:
             try:
-                grads = torch.autograd.grad(
+                grads = vjp(
                     outs, inputs,
                     [torch.zeros_like(o, memory_format=torch.contiguous_format) for o in outs],
-                    allow_unused=True,
                 )
             except Exception as exc:
                 return ("backward fails when an output's gradient is undefined (None): "
@@ -687,8 +687,7 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
     def first_derivatives(*all_args: Any) -> tuple[torch.Tensor, ...]:
         inputs = all_args[:-count]
         outs = [o for o in as_tuple(target.call(*inputs)) if is_diff_tensor(o)]
-        grads = torch.autograd.grad(outs, [inputs[i] for i in positions], all_args[-count:],
-                                    create_graph=True, allow_unused=True)
+        grads = vjp(outs, [inputs[i] for i in positions], all_args[-count:], create_graph=True)
         returned[:] = [p for p, g in zip(positions, grads) if g is not None]
         return tuple(g for g in grads if g is not None)
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli import cost
+from gradcheck_cli.vjp import vjp
 
 Fn = Callable[..., Any]
 
@@ -250,8 +251,7 @@ def analytical_row(outputs: list[torch.Tensor], diff_inputs: list[torch.Tensor],
                 pieces.append((output, part.to(output.dtype).reshape(output.shape).contiguous()))
     result: list[torch.Tensor | None] = [None] * len(diff_inputs)
     for output, vector in pieces:
-        grads = torch.autograd.grad(output, diff_inputs, vector, retain_graph=True,
-                                    allow_unused=True)
+        grads = vjp([output], diff_inputs, [vector], retain_graph=True)
         for position, (grad, inp) in enumerate(zip(grads, diff_inputs)):
             if grad is None:
                 continue

@@ -17,6 +17,7 @@ from gradcheck_cli.discovery import Target
 from gradcheck_cli.inputs import make_grad_outputs
 from gradcheck_cli.jacobian import as_tuple, is_diff_tensor, unravel
 from gradcheck_cli.results import InputError, Status, Worst
+from gradcheck_cli.vjp import vjp
 
 # float32 carries ~7 significant digits; a few roundings through forward and backward
 # leave errors of ~1e-6 relative. 1e-4 relative (with a 1e-5 floor) flags only real
@@ -34,10 +35,8 @@ def _gradients(target: Target, args: list[Any], grad_outputs: list[torch.Tensor]
     diff_outs = [o for o in outs if is_diff_tensor(o)]
     if grad_outputs is None:
         grad_outputs = make_grad_outputs(tuple(diff_outs), seed)
-    grads = torch.autograd.grad(
-        diff_outs, [a for a in args if is_diff_tensor(a)],
-        [g.detach().to(o.dtype) for g, o in zip(grad_outputs, diff_outs)], allow_unused=True,
-    )
+    grads = vjp(diff_outs, [a for a in args if is_diff_tensor(a)],
+                [g.detach().to(o.dtype) for g, o in zip(grad_outputs, diff_outs)])
     return grads, grad_outputs, outs
 
 

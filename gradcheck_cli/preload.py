@@ -3,6 +3,11 @@
 Only imports: the server runs no torch op, so no thread pool exists to be broken by fork.
 """
 
+import atexit
+import contextlib
+import os
+import sys
+
 from gradcheck_cli.quiet import quiet_torch_import
 
 quiet_torch_import()
@@ -11,3 +16,18 @@ import torch  # noqa: E402,F401
 
 import gradcheck_cli.execute  # noqa: E402
 import gradcheck_cli.worker  # noqa: E402,F401
+
+
+def _exit_now() -> None:
+    """The server leaves when the run is over (its parent gone). It holds nothing but
+    imports, so skip the interpreter's teardown of torch: about half a second during which
+    the run's stdout and stderr, which it inherited, stay open, and whoever reads them
+    through a pipe (CI, pre-commit, `| tee`) would wait for it after the run has ended.
+    Workers leave through os._exit already; registered last, this runs first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(0)
+
+
+atexit.register(_exit_now)

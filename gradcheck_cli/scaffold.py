@@ -1015,6 +1015,7 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
     import torch
 
     from gradcheck_cli.inputs import build_inputs
+    from gradcheck_cli.vjp import vjp
 
     try:
         built = build_inputs(target, tuple(specs), 0, "cpu")
@@ -1029,8 +1030,7 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
             diff_out = [o for o in tensors if o.requires_grad]
             diff_in = [a for a in built.args if isinstance(a, torch.Tensor) and a.requires_grad]
             if diff_out and diff_in:
-                torch.autograd.grad(diff_out, diff_in, [torch.ones_like(o) for o in diff_out],
-                                    allow_unused=True)
+                vjp(diff_out, diff_in, [torch.ones_like(o) for o in diff_out])
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         return f"{type(exc).__name__}: {first}"[:200]

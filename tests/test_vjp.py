@@ -1,0 +1,123 @@
+"""vjp gives what torch.autograd.grad gives, bit for bit, without its sympy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradcheck_cli.vjp import vjp
+
+
+class TwoOutputs(torch.autograd.Function):
+    """Saves nothing special; its backward reads grad_output values."""
+
+    @staticmethod
+    def forward(ctx, x, y, unused):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x, y)
+        return x.sin() * y, (x * y).exp()
+
+    @staticmethod
+    def backward(ctx, g0, g1):  # type: ignore[no-untyped-def]
+        x, y = ctx.saved_tensors
+        e = (x * y).exp()
+        return (g0 * x.cos() * y + g1 * e * y, g0 * x.sin() + g1 * e * x, None)
+
+
+def _inputs() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return [torch.rand(3, 4, dtype=torch.float64, generator=generator).requires_grad_()
+            for _ in range(3)]
+
+
+def _same(a: tuple[torch.Tensor | None, ...], b: tuple[torch.Tensor | None, ...]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x is None) == (y is None)
+        if x is not None and y is not None:
+            assert x.dtype == y.dtype and x.shape == y.shape
+            assert torch.equal(x, y)
+
+
+def test_first_order_equals_torch_bit_for_bit() -> None:
+    x, y, unused = _inputs()
+    outs = TwoOutputs.apply(x, y, unused)
+    grads = [torch.randn(o.shape, dtype=torch.float64) for o in outs]
+    expected = torch.autograd.grad(outs, [x, y, unused], grads, retain_graph=True,
+                                   allow_unused=True)
+    _same(vjp(outs, [x, y, unused], grads, retain_graph=True), expected)
+    assert expected[2] is None
+
+
+def test_one_output_left_out_gets_no_gradient_as_in_torch() -> None:
+    x, y, _ = _inputs()
+    outs = TwoOutputs.apply(x, y, None)
+    grad = torch.randn(outs[1].shape, dtype=torch.float64)
+    expected = torch.autograd.grad([outs[1]], [x, y], [grad], retain_graph=True)
+    _same(vjp([outs[1]], [x, y], [grad]), expected)
+
+
+def test_second_order_equals_torch() -> None:
+    x, y, _ = _inputs()
+    g = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    out = x.sin() * y
+    ours = vjp([out], [x, y], [g], create_graph=True)
+    theirs = torch.autograd.grad([out], [x, y], [g], create_graph=True)
+    _same(ours, theirs)
+    assert all(t is not None and t.requires_grad for t in ours)
+    v = [torch.randn(3, 4, dtype=torch.float64) for _ in range(2)]
+    second = torch.autograd.grad(list(ours), [x, y, g], v, retain_graph=True)  # type: ignore[arg-type]
+    expected = torch.autograd.grad(list(theirs), [x, y, g], v)  # type: ignore[arg-type]
+    for a, b in zip(second, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+
+
+def test_float32_output_with_float64_grad_is_cast_as_torch_does() -> None:
+    x = torch.rand(5, dtype=torch.float32, requires_grad=True)
+    grad = torch.rand(5, dtype=torch.float64)
+    _same(vjp([x * 3], [x], [grad]), torch.autograd.grad([x * 3], [x], [grad.float()]))
+
+
+def test_complex_output_goes_to_torch() -> None:
+    x = torch.rand(4, dtype=torch.complex128, requires_grad=True)
+    grad = torch.rand(4, dtype=torch.complex128)
+    _same(vjp([x * x], [x], [grad], retain_graph=True),
+          torch.autograd.grad([x * x], [x], [grad]))
+
+
+def test_output_without_grad_raises_torchs_error() -> None:
+    x = torch.rand(4, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        vjp([x.detach() * 2], [x], [torch.ones(4, dtype=torch.float64)])
+
+
+def test_a_whole_check_never_imports_sympy(tmp_path: Path) -> None:
+    """torch.autograd.grad with tensor grad_outputs imports sympy (~0.5 s of start-up)."""
+    (tmp_path / "op.py").write_text(textwrap.dedent("""
+        import torch
+
+        class Cube(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 3 * x ** 2 * g
+    """))
+    script = textwrap.dedent("""
+        import sys
+        from gradcheck_cli.cli import main
+        code = main(["op.py", "--device", "cpu", "--no-cache", "-j", "0", "--format", "json"])
+        print("exit", code, "sympy" in sys.modules, file=sys.stderr)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert '"status": "passed"' in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "exit 0 False"
