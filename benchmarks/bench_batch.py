@@ -9,20 +9,27 @@ Functions), then times, in one run, on the same Functions, inputs and checks:
      gradgradcheck on every Function, as a user would write it
   4. gradcheck-cli (cache on), twice: the second, unchanged run reuses cached passes
 
-Usage: python benchmarks/bench_batch.py [--keep DIR]
+Runs 1-4 alternate, round after round (--repeat, default 3); the medians are compared, as
+this shared machine's speed drifts by 10-20% from minute to minute.
+
+Usage: python benchmarks/bench_batch.py [--repeat N] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OPS = textwrap.dedent('''
     import torch
@@ -138,34 +145,41 @@ def timed(command: list[str], cwd: Path) -> tuple[float, subprocess.CompletedPro
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="build the specs here and keep them")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of all five runs, alternated; medians are compared")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="gradcheck-bench-"))
     if folder.exists() and any(folder.iterdir()):
         shutil.rmtree(folder)
     plan = build(folder)
+    # As any install has it after its first run (see bench_startup.py).
+    compileall.compile_dir(ROOT / "gradcheck_cli", quiet=1)
     tool = [sys.executable, "-m", "gradcheck_cli", "."]
-    cache = folder / ".cache"
-    rows = []
-    for label, extra in (("gradcheck-cli -j 1", ["-j", "1", "--no-cache"]),
-                         ("gradcheck-cli -j auto", ["-j", "auto", "--no-cache"])):
-        seconds, proc = timed(tool + extra, folder)
-        rows.append((label, seconds, proc.returncode))
-    seconds, proc = timed([sys.executable, "-c", HAND_LOOP, str(folder / "ops" / "ops.py"),
-                           repr(plan)], folder)
-    rows.append(("hand-written torch loop", seconds, proc.returncode))
-    first, proc1 = timed([*tool, "--cache-dir", str(cache)], folder)
-    second, proc2 = timed([*tool, "--cache-dir", str(cache)], folder)
-    rows.append(("gradcheck-cli, cache filled (first run)", first, proc1.returncode))
-    rows.append(("gradcheck-cli, unchanged re-run (cached)", second, proc2.returncode))
+    hand = [sys.executable, "-c", HAND_LOOP, str(folder / "ops" / "ops.py"), repr(plan)]
+    labels = ["gradcheck-cli -j 1", "gradcheck-cli -j auto", "hand-written torch loop",
+              "gradcheck-cli, cache filled (first run)",
+              "gradcheck-cli, unchanged re-run (cached)"]
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    codes: dict[str, set[int]] = {label: set() for label in labels}
+    for round_ in range(args.repeat):
+        cache = folder / f".cache-{round_}"
+        commands = [[*tool, "-j", "1", "--no-cache"], [*tool, "-j", "auto", "--no-cache"], hand,
+                    [*tool, "--cache-dir", str(cache)], [*tool, "--cache-dir", str(cache)]]
+        for label, command in zip(labels, commands):
+            seconds, proc = timed(command, folder)
+            times[label].append(seconds)
+            codes[label].add(proc.returncode)
     cores = os.cpu_count()
     print(f"{len(plan)} specs, {2 * len(plan)} checks (gradcheck + gradgradcheck), "
-          f"{cores} cores, torch {torch_version()}")
-    print(f"{'run':44} {'seconds':>8} {'exit':>5}")
-    for label, seconds, code in rows:
-        print(f"{label:44} {seconds:8.2f} {code:5d}")
-    by = {label: seconds for label, seconds, _ in rows}
+          f"{cores} cores, torch {torch_version()}, {args.repeat} rounds")
+    print(f"{'run':44} {'median s':>9} {'exit':>5}   each round")
+    by = {label: statistics.median(values) for label, values in times.items()}
+    for label in labels:
+        rounds = " ".join(f"{value:.2f}" for value in times[label])
+        exits = ",".join(str(code) for code in sorted(codes[label]))
+        print(f"{label:44} {by[label]:9.2f} {exits:>5}   {rounds}")
     auto_vs_hand = by["hand-written torch loop"] / by["gradcheck-cli -j auto"]
-    cache_ratio = first / second
+    cache_ratio = by[labels[3]] / by[labels[4]]
     print(f"-j auto vs hand-written loop: {auto_vs_hand:.2f}x faster (target >= 1.5x)")
     print(f"-j auto vs -j 1: {by['gradcheck-cli -j 1'] / by['gradcheck-cli -j auto']:.2f}x")
     print(f"cached re-run vs first run: {cache_ratio:.1f}x faster (target >= 10x)")

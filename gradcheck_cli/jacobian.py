@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli import cost
-from gradcheck_cli.vjp import vjp
+from gradcheck_cli.vjp import element_vjp, vjp
 
 Fn = Callable[..., Any]
 
@@ -230,36 +230,40 @@ def numerical_rows(
 
 def analytical_row(outputs: list[torch.Tensor], diff_inputs: list[torch.Tensor],
                    sizes: list[int], row: int,
-                   grad_output: torch.Tensor | None = None) -> list[torch.Tensor]:
+                   grad_output: torch.Tensor | None = None,
+                   flat_views: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Row `row` of the analytical Jacobian, one flat tensor per input (vᵀJ with v = eᵣ).
 
     With `grad_output` (flat over all outputs) instead: vᵀJ for that v, the row-vector
     that probe mode dots with its directions. As torch, one backward per output, the
     others' gradients undefined (None); outputs whose part of v is zero are skipped.
+    `flat_views` (each output's `reshape(-1)`) saves making them again for every row.
     """
     if grad_output is None:
         output_index, element_index = _locate(row, sizes)
-        vector = torch.zeros_like(outputs[output_index], memory_format=torch.contiguous_format)
-        vector.view(-1)[element_index] = 1.0
-        pieces = [(outputs[output_index], vector)]
+        flat = (flat_views[output_index] if flat_views is not None
+                else outputs[output_index].reshape(-1))
+        rows = [element_vjp(flat, element_index, diff_inputs)]
     else:
-        pieces, start = [], 0
+        rows, start = [], 0
         for output in outputs:
             part = grad_output[start:start + output.numel()]
             start += output.numel()
             if len(outputs) == 1 or bool(part.any()):
-                pieces.append((output, part.to(output.dtype).reshape(output.shape).contiguous()))
+                vector = part.to(output.dtype).reshape(output.shape).contiguous()
+                rows.append(vjp([output], diff_inputs, [vector], retain_graph=True))
     result: list[torch.Tensor | None] = [None] * len(diff_inputs)
-    for output, vector in pieces:
-        grads = vjp([output], diff_inputs, [vector], retain_graph=True)
+    for grads in rows:
         for position, (grad, inp) in enumerate(zip(grads, diff_inputs)):
             if grad is None:
                 continue
             if grad.shape != inp.shape:
                 raise WrongGradientShape(position, tuple(grad.shape), tuple(inp.shape))
-            flat = grad.detach().reshape(-1).to(inp.dtype)
+            flat_grad = grad.detach().reshape(-1)
+            if flat_grad.dtype != inp.dtype:
+                flat_grad = flat_grad.to(inp.dtype)
             previous = result[position]
-            result[position] = flat if previous is None else previous + flat
+            result[position] = flat_grad if previous is None else previous + flat_grad
     # An input backward returned no gradient for (None) has a zero row.
     return [torch.zeros(x.numel(), dtype=x.dtype, device=x.device) if r is None else r
             for r, x in zip(result, diff_inputs)]
@@ -276,8 +280,10 @@ def analytical_rows(
     blocks = [
         torch.zeros((r1 - r0, x.numel()), dtype=x.dtype, device=x.device) for x in diff_inputs
     ]
+    views = [o.reshape(-1) for o in outputs]
     for row in range(r0, r1):
-        for block, grad in zip(blocks, analytical_row(outputs, diff_inputs, sizes, row)):
+        grads = analytical_row(outputs, diff_inputs, sizes, row, flat_views=views)
+        for block, grad in zip(blocks, grads):
             block[row - r0] = grad
     return blocks
 
@@ -392,9 +398,10 @@ def _compare_sparse(fn: Fn, args: list[Any], func_out: tuple[Any, ...],
     analytical = [_Entries() for _ in diff_inputs]
     # Both analytical runs row by row (torch runs the whole Jacobian twice): the second is
     # only compared with the first, for nondeterminism, and never stored.
+    views = [o.reshape(-1) for o in outputs]
     for row in range(total_rows):
-        first = analytical_row(outputs, diff_inputs, sizes, row)
-        second = analytical_row(outputs, diff_inputs, sizes, row)
+        first = analytical_row(outputs, diff_inputs, sizes, row, flat_views=views)
+        second = analytical_row(outputs, diff_inputs, sizes, row, flat_views=views)
         for k, (entries, g1, g2) in enumerate(zip(analytical, first, second)):
             nonzero = torch.nonzero(g1).flatten()  # NaN is nonzero: non-finite entries kept
             entries.add(row * numels[k] + nonzero, g1[nonzero])

@@ -32,6 +32,16 @@ def _context() -> Any:  # a ForkServerContext or SpawnContext
     return multiprocessing.get_context("spawn")
 
 
+def start_server() -> None:
+    """Start the fork server now, without waiting for it: it imports torch (seconds) while
+    this process is still planning the run, and the first worker starts that much sooner."""
+    context = _context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 class _Worker:
     def __init__(self, context: Any, options: RunOptions) -> None:
         from gradcheck_cli.worker import worker_main

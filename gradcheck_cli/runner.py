@@ -309,33 +309,38 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     outcome = RunOutcome()
     collector = _Collector(on_result)
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
-    tasks: list[Task] = []
+    started = False
+    to_run: list[Task] = []
     discover: list[Job] = []
     try:
         for index, item in enumerate(items):
             # Results are reported in the order of the paths given, then of the plan.
             order = index * ORDER_STRIDE
             if item.kind == "module":
-                discover.append(Job(id=-1, tasks=[], discover=item.path, order_base=order))
-                continue
-            for entry in plan_spec(item.path, options):
-                order += 1
-                if isinstance(entry, CheckResult):
-                    collector.add(float(order), entry)
+                job = Job(id=-1, tasks=[], discover=item.path, order_base=order)
+                # A bare .py whose Functions were found before, and which has not changed
+                # since, is planned here without importing it (nor torch).
+                names = cache.lookup_discovery(item.path) if cache is not None else None
+                if names is None:
+                    discover.append(job)
                 else:
-                    entry.order = order
-                    tasks.append(entry)
-        to_run = _not_yet_known(tasks, options, collector, cache)
-        # A bare .py whose Functions were found before, and which has not changed since,
-        # is planned here without importing it (nor torch).
-        unknown: list[Job] = []
-        for job in discover:
-            names = cache.lookup_discovery(job.discover) if cache and job.discover else None
-            if names is None:
-                unknown.append(job)
+                    to_run.extend(_discovered(job, names, options, collector, cache))
             else:
-                to_run.extend(_discovered(job, names, options, collector, cache))
-        discover = unknown
+                tasks: list[Task] = []
+                for entry in plan_spec(item.path, options):
+                    order += 1
+                    if isinstance(entry, CheckResult):
+                        collector.add(float(order), entry)
+                    else:
+                        entry.order = order
+                        tasks.append(entry)
+                to_run.extend(_not_yet_known(tasks, options, collector, cache))
+            if (to_run or discover) and options.jobs != 0 and not started:
+                # Something must run: workers will be needed, start loading torch for them.
+                from gradcheck_cli.pool import start_server
+
+                start_server()
+                started = True
         collector.total = len(collector.by_order) + len(to_run) + len(discover)
         if on_start is not None:
             on_start(collector.total)

@@ -7,6 +7,9 @@ small check, paid again by every worker process. The gradient of the real scalar
 sum is ones, and 1.0 * g == g), so the user's backward receives the same values, and the
 result is the same; torch checks a scalar's implicit gradient without that import.
 
+A row of the Jacobian (grad_output one-hot) is cheaper still as the gradient of the
+element itself: `element_vjp`.
+
 Anything the scalar form cannot express the same way (complex values, mismatched shapes,
 an output that does not require grad: torch's own error for it) goes to torch unchanged.
 """
@@ -44,8 +47,22 @@ def vjp(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
     total: torch.Tensor | None = None
     for output, grad in zip(outputs, grad_outputs):
         assert grad is not None
-        term = (output * grad.to(output.dtype)).sum()
+        if grad.dtype != output.dtype:
+            grad = grad.to(output.dtype)
+        term = (output * grad).sum()
         total = term if total is None else total + term
     assert total is not None
     return torch.autograd.grad(total, list(inputs), retain_graph=retain_graph,
                                create_graph=create_graph, allow_unused=allow_unused)
+
+
+def element_vjp(flat: torch.Tensor, index: int, inputs: Sequence[torch.Tensor]
+                ) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of `inputs` for grad_output = the one-hot vector at `index` of `flat`
+    (an output's `reshape(-1)`): the gradient of that element, which reaches the output as
+    exactly that one-hot vector; the output's other elements get zeros."""
+    if not flat.is_floating_point():
+        one_hot = torch.zeros_like(flat)
+        one_hot[index] = 1.0
+        return vjp([flat], inputs, [one_hot], retain_graph=True)
+    return torch.autograd.grad(flat[index], list(inputs), retain_graph=True, allow_unused=True)
