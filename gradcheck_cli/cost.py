@@ -37,6 +37,12 @@ DENSE_SCRATCH_BYTES = 40
 SPARSE_KEY_BYTES = 8
 SPARSE_MERGE_BYTES = 48
 
+# A process pays about AUTOGRAD_IMPORT_SECONDS once for torch.autograd.grad with tensor
+# grad_outputs (it imports sympy), or SCALAR_VJP_EXTRA_SECONDS per call for the scalar
+# form that avoids it (see `vjp`); measured on a 2-core CPU: 0.4-0.5 s and 40-75 us.
+AUTOGRAD_IMPORT_SECONDS = 0.5
+SCALAR_VJP_EXTRA_SECONDS = 60e-6
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -188,6 +194,18 @@ def choose(mode: str, sizes: Sizes, budget_bytes: int, timing: Timing | None,
             f"{human_seconds(max_seconds)} limit",
             plan, seconds)
     return Decision("exact", "", plan, seconds)
+
+
+def vector_backward_calls(input_numels: list[int]) -> int:
+    """Backward calls with a whole grad_output vector that an exact second-order check
+    makes: two evaluations per element of its inputs and of its grad_outputs (as many as
+    its outputs, guessed as large as the largest input). First order needs none."""
+    return 2 * (sum(input_numels) + max(input_numels, default=0))
+
+
+def worth_importing_autograd(calls_per_process: float) -> bool:
+    """Whether a process making this many vector backward calls should pay the import."""
+    return calls_per_process * SCALAR_VJP_EXTRA_SECONDS > AUTOGRAD_IMPORT_SECONDS
 
 
 def memory_budget(max_elements: int, max_memory: int | None) -> int:

@@ -43,7 +43,7 @@ def start_server() -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, options: RunOptions) -> None:
+    def __init__(self, context: Any, options: RunOptions, import_autograd: bool) -> None:
         from gradcheck_cli.worker import worker_main
 
         parent, child = context.Pipe()
@@ -51,8 +51,8 @@ class _Worker:
         # A forked worker inherits the fork server's working directory and environment,
         # which are those of the first pool of this process: hand it the current ones.
         self.proc: BaseProcess = context.Process(
-            target=worker_main, args=(child, options, os.getcwd(), dict(os.environ)),
-            daemon=True)
+            target=worker_main,
+            args=(child, options, os.getcwd(), dict(os.environ), import_autograd), daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None
@@ -93,9 +93,12 @@ def _death(exitcode: int | None) -> str:
 class WorkerPool:
     """Up to `size` spawned workers running jobs; a dead or hung worker is replaced."""
 
-    def __init__(self, size: int, options: RunOptions) -> None:
+    def __init__(self, size: int, options: RunOptions, import_autograd: bool = False) -> None:
         self.size = max(1, size)
         self.options = options
+        # Whether each worker imports what torch.autograd.grad needs first: worth it for
+        # a large batch (see `vjp`), not for a few checks.
+        self.import_autograd = import_autograd
         self.context = _context()
         self.workers: list[_Worker] = []
 
@@ -130,7 +133,7 @@ class WorkerPool:
                 job = self._next(queue, skip)
                 if job is None:
                     break
-                worker = _Worker(self.context, self.options)
+                worker = _Worker(self.context, self.options, self.import_autograd)
                 self.workers.append(worker)
                 worker.send(job)
             busy = [w for w in self.workers if w.job is not None]

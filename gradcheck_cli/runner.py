@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gradcheck_cli import cost
 from gradcheck_cli.collect import Item, display
 from gradcheck_cli.errors import GradcheckCliError, SpecError
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, load_spec
+from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, TensorInput, load_spec
 
 if TYPE_CHECKING:
     from gradcheck_cli.cache import Cache
@@ -400,9 +402,17 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         new = _discovered(job, names, options, collector, cache)
         return group(new, first_id=job.order_base)
 
+    workers = 1 if options.jobs == 0 else min(_pool_size(options), max(1, len(jobs)))
+    calls = sum(cost.vector_backward_calls(_input_numels(task))
+                for task in tasks if task.check == "gradgradcheck")
+    warm = cost.worth_importing_autograd(calls / workers)
     if options.jobs == 0:
         from gradcheck_cli.worker import run_job_here
 
+        if warm:
+            from gradcheck_cli.vjp import import_autograd_shapes
+
+            import_autograd_shapes()
         queue = list(jobs)
         while queue:
             job = queue.pop(0)
@@ -413,10 +423,19 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
     else:
         from gradcheck_cli.pool import WorkerPool
 
-        size = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
-        with WorkerPool(min(size, max(1, len(jobs))), options) as pool:
+        with WorkerPool(workers, options, import_autograd=warm) as pool:
             pool.run(jobs, lambda message, job: _handle(message, job, record, found),
                      collector.known_broken)
+
+
+def _pool_size(options: RunOptions) -> int:
+    return options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+
+
+def _input_numels(task: Task) -> list[int]:
+    """The sizes of the tensors a task's spec declares (none when they are inferred)."""
+    inputs = task.case.inputs or ()
+    return [math.prod(i.shape) for i in inputs if isinstance(i, TensorInput)]
 
 
 def _handle(message: tuple[object, ...], job: Job,

@@ -7,6 +7,10 @@ small check, paid again by every worker process. The gradient of the real scalar
 sum is ones, and 1.0 * g == g), so the user's backward receives the same values, and the
 result is the same; torch checks a scalar's implicit gradient without that import.
 
+That form costs two more operations per call, though: a process that will make many calls
+(a large batch, see `cost.worth_importing_autograd`) pays the import once instead, with
+`import_autograd_shapes`; once the module is loaded, calls go to torch directly.
+
 A row of the Jacobian (grad_output one-hot) is cheaper still as the gradient of the
 element itself: `element_vjp`.
 
@@ -16,9 +20,17 @@ an output that does not require grad: torch's own error for it) goes to torch un
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
+
+_SHAPES = "torch.fx.experimental.symbolic_shapes"
+
+
+def import_autograd_shapes() -> None:
+    """Pay the import now: every later `vjp` call is torch's own, the fastest."""
+    __import__(_SHAPES)
 
 
 def _same_as_torch(outputs: Sequence[torch.Tensor], grad_outputs: Sequence[torch.Tensor | None]
@@ -40,7 +52,7 @@ def vjp(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
         create_graph: bool = False, allow_unused: bool = True
         ) -> tuple[torch.Tensor | None, ...]:
     """The gradients of `inputs` given `grad_outputs`, as `torch.autograd.grad` returns them."""
-    if not _same_as_torch(outputs, grad_outputs):
+    if _SHAPES in sys.modules or not _same_as_torch(outputs, grad_outputs):
         return torch.autograd.grad(list(outputs), list(inputs), list(grad_outputs),
                                    retain_graph=retain_graph, create_graph=create_graph,
                                    allow_unused=allow_unused)

@@ -99,7 +99,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
 
 
 def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
-                environ: dict[str, str] | None = None) -> None:
+                environ: dict[str, str] | None = None, import_autograd: bool = False) -> None:
     """A worker process: receive jobs, send messages, until told to stop (None)."""
     # Ctrl-C is the parent's to handle: it stops the workers and reports what finished.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -113,6 +113,10 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
 
     # The parent runs one check per core: more threads per check would only contend.
     torch.set_num_threads(1)
+    if import_autograd:
+        from gradcheck_cli.vjp import import_autograd_shapes
+
+        import_autograd_shapes()
     conn.send(("ready",))
     while True:
         try:

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
+import gradcheck_cli.vjp
+from gradcheck_cli import cost
 from gradcheck_cli.vjp import vjp
+
+
+@pytest.fixture(autouse=True)
+def _scalar_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process has imported sympy (through torch.autograd.grad), so `vjp` would call
+    torch directly: make it take the scalar form these tests are about."""
+    monkeypatch.setattr(gradcheck_cli.vjp, "_SHAPES", "module.never.imported")
 
 
 class TwoOutputs(torch.autograd.Function):
@@ -95,29 +104,59 @@ def test_output_without_grad_raises_torchs_error() -> None:
         vjp([x.detach() * 2], [x], [torch.ones(4, dtype=torch.float64)])
 
 
-def test_a_whole_check_never_imports_sympy(tmp_path: Path) -> None:
+CUBE = textwrap.dedent("""
+    import torch
+
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * x ** 2 * g
+""")
+
+IN_PROCESS = textwrap.dedent("""
+    import sys
+    from gradcheck_cli.cli import main
+    code = main([*sys.argv[1:], "--device", "cpu", "--no-cache", "-j", "0", "--format", "json"])
+    print("exit", code, "sympy" in sys.modules, file=sys.stderr)
+""")
+
+
+def _in_process(folder: Path, *args: str) -> tuple[str, str]:
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, *args], cwd=folder,
+                          capture_output=True, text=True, timeout=300)
+    return done.stdout, done.stderr.strip().splitlines()[-1]
+
+
+def test_a_small_check_never_imports_sympy(tmp_path: Path) -> None:
     """torch.autograd.grad with tensor grad_outputs imports sympy (~0.5 s of start-up)."""
-    (tmp_path / "op.py").write_text(textwrap.dedent("""
-        import torch
+    (tmp_path / "op.py").write_text(CUBE)
+    out, last = _in_process(tmp_path, "op.py")
+    assert out.count('"status": "passed"') == 2
+    assert last == "exit 0 False"
 
-        class Cube(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, x):
-                ctx.save_for_backward(x)
-                return x ** 3
 
-            @staticmethod
-            def backward(ctx, g):
-                (x,) = ctx.saved_tensors
-                return 3 * x ** 2 * g
-    """))
-    script = textwrap.dedent("""
-        import sys
-        from gradcheck_cli.cli import main
-        code = main(["op.py", "--device", "cpu", "--no-cache", "-j", "0", "--format", "json"])
-        print("exit", code, "sympy" in sys.modules, file=sys.stderr)
-    """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
-    assert '"status": "passed"' in done.stdout
-    assert done.stderr.strip().splitlines()[-1] == "exit 0 False"
+def test_a_large_batch_pays_the_import_once_for_faster_calls(tmp_path: Path) -> None:
+    (tmp_path / "op.py").write_text(CUBE)
+    (tmp_path / "big.yaml").write_text(
+        "module: op.py\nfunctions:\n  Cube:\n    checks: [gradgradcheck]\n"
+        "    inputs:\n      - {shape: [2100]}\n")
+    calls = cost.vector_backward_calls([2100])
+    assert calls == 8400 and cost.worth_importing_autograd(calls)
+    out, last = _in_process(tmp_path, "big.yaml")
+    assert out.count('"status": "passed"') == 1
+    assert last == "exit 0 True"
+
+
+def test_import_pays_off_only_past_its_cost() -> None:
+    assert cost.vector_backward_calls([12, 12, 4]) == 2 * (28 + 12)
+    assert cost.vector_backward_calls([]) == 0
+    assert not cost.worth_importing_autograd(80)
+    threshold = cost.AUTOGRAD_IMPORT_SECONDS / cost.SCALAR_VJP_EXTRA_SECONDS
+    assert not cost.worth_importing_autograd(threshold * 0.9)
+    assert cost.worth_importing_autograd(threshold * 1.1)
