@@ -30,4 +30,7 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-atexit.register(_exit_now)
+# Only in the fork server (started as `python -c` running multiprocessing.forkserver.main):
+# anywhere else os._exit(0) would replace the process's own exit status.
+if "multiprocessing.forkserver" in sys.modules and sys.argv == ["-c"]:
+    atexit.register(_exit_now)

@@ -462,3 +462,12 @@ def test_a_py_file_that_hangs_at_import_times_out(tmp_path: Path) -> None:
         ("hang_import.py", None, "error"), ("ops/good.py", "Square", "passed"),
         ("ops/good.py", "Square", "passed")]
     assert "timed out after 2s while importing" in doc["results"][0]["message"]
+
+
+def test_the_fork_servers_quick_exit_is_only_the_fork_servers() -> None:
+    """preload skips the interpreter's teardown in the fork server only: imported anywhere
+    else, the process keeps its own exit status."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, gradcheck_cli.preload; sys.exit(3)"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
