@@ -97,8 +97,7 @@ class _Checker:
                  tolerances: Tolerances, budget_bytes: int, order: str,
                  output_names: Callable[[int], str] | None = None,
                  first_order_ok: bool | None = None, *, mode: str = "auto", seed: int = 0,
-                 max_seconds: float = cost.DEFAULT_EXACT_SECONDS,
-                 numeric_fn: Fn | None = None) -> None:
+                 max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> None:
         if mode not in cost.MODES:
             raise ValueError(f"mode must be one of {', '.join(cost.MODES)}, not {mode!r}")
         self.target = target
@@ -120,11 +119,10 @@ class _Checker:
         # The numerical Jacobian needs only values. An autograd Function's forward computes
         # the same values without grad, minus building a graph at each of the 2·N perturbed
         # evaluations (torch builds one each time). A plain callable may use autograd
-        # itself: it keeps grad mode. Second order passes its own (`numeric_fn`).
-        if numeric_fn is None:
-            numeric_fn = (_without_grad(fn) if order == "first" and target.kind == "function"
-                          else fn)
-        self.numeric_fn = numeric_fn
+        # itself, and second order differentiates inside `fn` (backward runs in grad mode
+        # there, as in torch's gradgradcheck, and may depend on it): those keep grad mode.
+        self.numeric_fn = (_without_grad(fn) if order == "first" and target.kind == "function"
+                           else fn)
         self.backward_location = f"{target.file}:{target.backward_line or target.line}"
         self.rows = 0
 
@@ -687,19 +685,12 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
     positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
     returned: list[int] = []  # which inputs' gradients the last call returned
 
-    def first_derivatives(*all_args: Any, create_graph: bool = True
-                          ) -> tuple[torch.Tensor, ...]:
+    def first_derivatives(*all_args: Any) -> tuple[torch.Tensor, ...]:
         inputs = all_args[:-count]
         outs = [o for o in as_tuple(target.call(*inputs)) if is_diff_tensor(o)]
-        grads = vjp(outs, [inputs[i] for i in positions], all_args[-count:],
-                    create_graph=create_graph)
+        grads = vjp(outs, [inputs[i] for i in positions], all_args[-count:], create_graph=True)
         returned[:] = [p for p, g in zip(positions, grads) if g is not None]
         return tuple(g for g in grads if g is not None)
-
-    def first_derivative_values(*all_args: Any) -> tuple[torch.Tensor, ...]:
-        """The same values for the numerical Jacobian, without recording backward's graph
-        at each of the 2·N perturbed evaluations (only the analytical side needs it)."""
-        return first_derivatives(*all_args, create_graph=False)
 
     grad_names = (["grad_output"] if count == 1
                   else [f"grad_output{i}" for i in range(count)])
@@ -712,5 +703,5 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
     budget = cost.memory_budget(max_elements, max_memory)
     checker = _Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
                        tolerances, budget, "second", output_name, first_order_ok, mode=mode,
-                       seed=seed, max_seconds=max_seconds, numeric_fn=first_derivative_values)
+                       seed=seed, max_seconds=max_seconds)
     return checker.run()

@@ -6,9 +6,20 @@ Only imports: the server runs no torch op, so no thread pool exists to be broken
 import atexit
 import contextlib
 import os
+import signal
 import sys
 
-from gradcheck_cli.quiet import quiet_torch_import
+# The fork server is started as `python -c` running multiprocessing.forkserver.main; what
+# follows changes its signals and its exit, and must not happen in any other process.
+_IN_FORK_SERVER = "multiprocessing.forkserver" in sys.modules and sys.argv == ["-c"]
+
+if _IN_FORK_SERVER:
+    # It starts while the command line is still planning, in the terminal's process group:
+    # Ctrl-C is the command line's to handle (multiprocessing ignores it here only once the
+    # preload is done, and torch's import takes seconds).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from gradcheck_cli.quiet import quiet_torch_import  # noqa: E402
 
 quiet_torch_import()
 
@@ -30,7 +41,5 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-# Only in the fork server (started as `python -c` running multiprocessing.forkserver.main):
-# anywhere else os._exit(0) would replace the process's own exit status.
-if "multiprocessing.forkserver" in sys.modules and sys.argv == ["-c"]:
+if _IN_FORK_SERVER:  # anywhere else os._exit(0) would replace the process's exit status
     atexit.register(_exit_now)

@@ -15,7 +15,8 @@ A row of the Jacobian (grad_output one-hot) is cheaper still as the gradient of 
 element itself: `element_vjp`.
 
 Anything the scalar form cannot express the same way (complex values, mismatched shapes,
-an output that does not require grad: torch's own error for it) goes to torch unchanged.
+an output that does not require grad: torch's own error for it; tensor subclasses, sparse
+and nested tensors) goes to torch unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def _same_as_torch(outputs: Sequence[torch.Tensor], grad_outputs: Sequence[torch
         return False
     for output, grad in zip(outputs, grad_outputs):
         if grad is None or not output.requires_grad:
+            return False
+        # Plain dense tensors only: subclasses, sparse and nested tensors go to torch.
+        if type(output) is not torch.Tensor or type(grad) is not torch.Tensor:
+            return False
+        if output.layout != torch.strided or grad.layout != torch.strided \
+                or output.is_nested or grad.is_nested:
             return False
         if not (output.is_floating_point() and grad.is_floating_point()):
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -516,3 +517,38 @@ def test_cuda_results_pass_on_cuda(write_op, write_spec, run_json):
     cpu, cuda = (only(doc, device=d, check="gradcheck") for d in ("cpu", "cuda"))
     assert errors_by_name(cuda)["x"] < 1e-6
     assert errors_by_name(cpu)["x"] == pytest.approx(errors_by_name(cuda)["x"], abs=1e-8)
+
+
+GRAD_MODE_OP = '''
+import torch
+
+
+class GradModeSquare(torch.autograd.Function):
+    """Its backward gives another value when grad mode is off (as kernels chosen by grad
+    mode can): in grad mode it is right, and torch's gradgradcheck runs it in grad mode."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        scale = 2.0 if torch.is_grad_enabled() else 2.5
+        return g * scale * x
+'''
+
+
+def test_second_order_runs_backward_in_grad_mode_as_torch(write_op, write_spec, run_json):
+    """The numerical side of gradgradcheck evaluates backward with create_graph=True, as
+    torch does, so a backward that depends on grad mode gets torch's verdict."""
+    write_op(GRAD_MODE_OP, "gm.py")
+    write_spec({"module": "gm.py",
+                "functions": {"GradModeSquare": {"inputs": [{"shape": [3]}]}}})
+    doc = run_json("spec.yaml")
+    namespace: dict[str, Any] = {}
+    exec(GRAD_MODE_OP, namespace)
+    x = (torch.rand(3, dtype=torch.float64) + 0.5).requires_grad_()
+    assert torch.autograd.gradgradcheck(namespace["GradModeSquare"].apply, (x,))
+    assert only(doc, check="gradgradcheck")["status"] == "passed"

@@ -12,7 +12,7 @@ import torch
 
 import gradcheck_cli.vjp
 from gradcheck_cli import cost
-from gradcheck_cli.vjp import vjp
+from gradcheck_cli.vjp import element_vjp, vjp
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +96,32 @@ def test_complex_output_goes_to_torch() -> None:
     grad = torch.rand(4, dtype=torch.complex128)
     _same(vjp([x * x], [x], [grad], retain_graph=True),
           torch.autograd.grad([x * x], [x], [grad]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.sin() * 2,                         # contiguous
+    lambda x: (x @ x).t(),                          # transposed (non-contiguous) output
+    lambda x: x[:, 1:],                             # a view of the input
+    lambda x: x.to(torch.float32) ** 2,             # float32 output of a float64 input
+    lambda x: torch.view_as_complex(torch.stack([x, x * x], -1)),  # complex: to torch
+])
+def test_a_row_equals_torchs_one_hot_row(make) -> None:  # type: ignore[no-untyped-def]
+    x = torch.rand(4, 4, dtype=torch.float64, requires_grad=True)
+    out = make(x)
+    flat = out.reshape(-1)
+    for index in range(flat.numel()):
+        one_hot = torch.zeros_like(out, memory_format=torch.contiguous_format)
+        one_hot.view(-1)[index] = 1.0
+        expected = torch.autograd.grad(out, [x], one_hot, retain_graph=True)
+        _same(element_vjp(flat, index, [x]), expected)
+
+
+def test_tensor_subclasses_go_to_torch() -> None:
+    x = torch.nn.Parameter(torch.rand(3, dtype=torch.float64))
+    grad = torch.rand(3, dtype=torch.float64)
+    _same(vjp([x * 1], [x], [grad]), torch.autograd.grad([x * 1], [x], [grad]))
+    out = torch.nn.Parameter(torch.rand(3, dtype=torch.float64))
+    _same(vjp([out], [out], [grad]), torch.autograd.grad([out], [out], [grad]))
 
 
 def test_output_without_grad_raises_torchs_error() -> None:
