@@ -243,7 +243,7 @@ def analytical_row(outputs: list[torch.Tensor], diff_inputs: list[torch.Tensor],
         output_index, element_index = _locate(row, sizes)
         flat = (flat_views[output_index] if flat_views is not None
                 else outputs[output_index].reshape(-1))
-        rows = [element_vjp(flat, element_index, diff_inputs)]
+        rows = [element_vjp(outputs[output_index], flat, element_index, diff_inputs)]
     else:
         rows, start = [], 0
         for output in outputs:

@@ -75,13 +75,14 @@ def vjp(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
                                create_graph=create_graph, allow_unused=allow_unused)
 
 
-def element_vjp(flat: torch.Tensor, index: int, inputs: Sequence[torch.Tensor]
-                ) -> tuple[torch.Tensor | None, ...]:
-    """The gradients of `inputs` for grad_output = the one-hot vector at `index` of `flat`
-    (an output's `reshape(-1)`): the gradient of that element, which reaches the output as
-    exactly that one-hot vector; the output's other elements get zeros."""
-    if not flat.is_floating_point():
-        one_hot = torch.zeros_like(flat)
-        one_hot[index] = 1.0
-        return vjp([flat], inputs, [one_hot], retain_graph=True)
+def element_vjp(output: torch.Tensor, flat: torch.Tensor, index: int,
+                inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of `inputs` for grad_output = the one-hot vector at element `index` of
+    `output` (`flat` is its `reshape(-1)`): the gradient of that element, which reaches the
+    output as exactly that one-hot vector. Once torch's import is paid, torch's own call
+    with the one-hot tensor is faster (no select and view nodes to run back through)."""
+    if _SHAPES in sys.modules or not flat.is_floating_point():
+        one_hot = torch.zeros_like(output, memory_format=torch.contiguous_format)
+        one_hot.view(-1)[index] = 1.0
+        return vjp([output], inputs, [one_hot], retain_graph=True)
     return torch.autograd.grad(flat[index], list(inputs), retain_graph=True, allow_unused=True)
