@@ -163,6 +163,15 @@ def task_result(task: Task, options: RunOptions, message: str = "",
     return result
 
 
+# Called just before this process imports torch to ask about CUDA: `run` starts the fork
+# server there, so that its import of torch and this one overlap.
+_BEFORE_TORCH_IMPORT: list[Callable[[], None]] = []
+
+
+def _no_nvidia_devices() -> bool:
+    return sys.platform.startswith("linux") and not any(Path("/dev").glob("nvidia*"))
+
+
 @functools.cache
 def cuda_possible() -> bool:
     """Whether CUDA could be available, answered without importing torch where we can.
@@ -170,8 +179,10 @@ def cuda_possible() -> bool:
     On Linux a CUDA device needs /dev/nvidia* nodes: with none, the answer is no and a
     fully cached run never pays for `import torch`.
     """
-    if sys.platform.startswith("linux") and not any(Path("/dev").glob("nvidia*")):
+    if _no_nvidia_devices():
         return False
+    for hook in _BEFORE_TORCH_IMPORT:
+        hook()
     import torch
 
     return bool(torch.cuda.is_available())
@@ -312,8 +323,18 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     collector = _Collector(on_result)
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     started = False
+
+    def start_workers_server() -> None:
+        nonlocal started
+        if not started and options.jobs != 0:
+            from gradcheck_cli.pool import start_server
+
+            start_server()
+            started = True
+
     to_run: list[Task] = []
     discover: list[Job] = []
+    _BEFORE_TORCH_IMPORT.append(start_workers_server)
     try:
         for index, item in enumerate(items):
             # Results are reported in the order of the paths given, then of the plan.
@@ -337,12 +358,9 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
                         entry.order = order
                         tasks.append(entry)
                 to_run.extend(_not_yet_known(tasks, options, collector, cache))
-            if (to_run or discover) and options.jobs != 0 and not started:
+            if to_run or discover:
                 # Something must run: workers will be needed, start loading torch for them.
-                from gradcheck_cli.pool import start_server
-
-                start_server()
-                started = True
+                start_workers_server()
         collector.total = len(collector.by_order) + len(to_run) + len(discover)
         if on_start is not None:
             on_start(collector.total)
@@ -350,6 +368,8 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             _execute_all(to_run, discover, options, collector, cache)
     except KeyboardInterrupt:
         outcome.interrupted = True
+    finally:
+        _BEFORE_TORCH_IMPORT.remove(start_workers_server)
     outcome.results = collector.results()
     return outcome
 
