@@ -118,20 +118,12 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
                     f"(analytical = {k:.4g} × numerical) — {_factor_hint(k)}",
                 )
     if a.shape[0] == a.shape[1] and _close(a, n.T, rtol, atol):
-        return Diagnosis(
-            "transposed",
-            f"the Jacobian block of `{name}` is the transpose of the right one: a matrix in "
-            "backward is used transposed (e.g. `g @ W` where `g @ W.T` was meant)",
-        )
+        return Diagnosis("transposed", _transposed_block(name))
     if len(block.shape) == 2 and block.shape[0] == block.shape[1] > 1:
         m = block.shape[0]
         rows = a.shape[0]
         if _close(a.reshape(rows, m, m).transpose(1, 2).reshape(rows, -1), n, rtol, atol):
-            return Diagnosis(
-                "transposed",
-                f"the gradient of `{name}` is the transpose of the right one: return "
-                f"`grad.T` (e.g. `x.T @ g` where `g.T @ x` was meant)",
-            )
+            return Diagnosis("transposed", _transposed_gradient(name))
     count = int(wrong_columns.sum())
     total = wrong_columns.numel()
     if 0 < count < total:
@@ -161,6 +153,12 @@ def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
                        "backward returns them in the wrong order" if mutual else
                        f": backward returns `{other.name}`'s gradient in `{name}`'s place")
             return Diagnosis("swapped", detail + " (seen along random directions)")
+    if stats.transposed == "jacobian":
+        return Diagnosis("transposed", _transposed_block(name) + " (seen along random "
+                                                                  "directions)")
+    if stats.transposed == "gradient":
+        return Diagnosis("transposed", _transposed_gradient(name) + " (seen along random "
+                                                                     "directions)")
     # Patterns that hold everywhere show in every direction, beyond each probe's noise.
     if len(probes) >= 2 and all(abs(a - n) > t for a, n, t in probes):
         if all(abs(a) <= t for a, _, t in probes):
@@ -195,6 +193,16 @@ def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
             "whole discrepancy): a mask, threshold or index in backward is off there",
         )
     return _unknown(block)
+
+
+def _transposed_block(name: str) -> str:
+    return (f"the Jacobian block of `{name}` is the transpose of the right one: a matrix in "
+            "backward is used transposed (e.g. `g @ W` where `g @ W.T` was meant)")
+
+
+def _transposed_gradient(name: str) -> str:
+    return (f"the gradient of `{name}` is the transpose of the right one: return `grad.T` "
+            "(e.g. `x.T @ g` where `g.T @ x` was meant)")
 
 
 def _kink(block: Block, columns: list[int], a: torch.Tensor, probe: Probe, eps: float,

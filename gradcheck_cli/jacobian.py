@@ -90,6 +90,9 @@ class InputStats:
     # The input whose numerical derivative matches this one's analytical one (a gradient
     # returned in another input's place), probe mode only: exact mode compares blocks.
     resembles: int | None = None
+    # Probe mode only: the analytical derivative is the numerical one transposed, as a
+    # Jacobian block ("jacobian") or as a square matrix gradient ("gradient").
+    transposed: str | None = None
 
 
 @dataclass

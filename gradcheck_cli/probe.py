@@ -213,7 +213,52 @@ class _Prober:
         for k, stat in enumerate(self.stats):
             if stat.wrong:
                 self._resemblance(k, failed[k])
+            if stat.wrong and stat.resembles is None:
+                self._transposition(k, failed[k])
         return comparison
+
+    def _transposition(self, k: int, failed: list[tuple[_Probe, _Test]]) -> None:
+        """Is input k's analytical derivative the numerical one transposed? One central
+        difference per pattern, judged as `_resemblance` judges.
+
+        As a square matrix gradient (G_a = G_trueᵀ): ⟨G_a, U⟩ = ⟨G_true, Uᵀ⟩, so moving the
+        input along Uᵀ must give the analytical value along U. As a Jacobian block (as many
+        input as output elements, J_a = J_trueᵀ): vᵀJ_a u = uᵀJ_true v, so moving the input
+        along v and weighing the outputs by u must give it."""
+        inp = self.inputs[k]
+        if inp.is_complex or any(o.is_complex() for o in self.outputs):
+            return
+        probe, test = max(failed, key=lambda pair: abs(pair[1].discrepancy) / pair[1].noise)
+        limit = self.settings.confidence
+        shape = self.diff_inputs[k].shape
+        if len(shape) == 2 and shape[0] == shape[1] > 1:
+            m = shape[0]
+
+            def flip(flat: torch.Tensor) -> torch.Tensor:
+                return flat.view(m, m).t().reshape(-1)
+
+            borrowed = _Probe(probe.v, [*probe.grads], [*probe.directions], probe.rounding,
+                              [*probe.weights])
+            borrowed.grads[k], borrowed.directions[k] = (flip(probe.grads[k]),
+                                                         flip(probe.directions[k]))
+            result = self._difference(k, borrowed, 0, inp.numel, inp.step)
+            if result is not None:
+                analytical, numerical, rounding = result
+                if abs(analytical - numerical) <= limit * (test.noise + rounding):
+                    self.stats[k].transposed = "gradient"
+                    return
+        if sum(self.sizes) == inp.numel and inp.numel > 1:
+            u = probe.directions[k]
+            rounding = self.eps_out * float(torch.dot(u.abs(), self.reference))
+            borrowed = _Probe(u, [*probe.grads], [*probe.directions], rounding,
+                              [*probe.weights])
+            borrowed.directions[k] = probe.v
+            result = self._difference(k, borrowed, 0, inp.numel, inp.step)
+            if result is not None:
+                numerical = result[1]
+                noise = test.noise + rounding / inp.step
+                if abs(test.analytical - numerical) <= limit * noise:
+                    self.stats[k].transposed = "jacobian"
 
     def _resemblance(self, k: int, failed: list[tuple[_Probe, _Test]]) -> None:
         """Is input k's analytical derivative another input's numerical one? (A gradient
