@@ -70,6 +70,7 @@ FIRST_ORDER = [
     ("SineWrongSign", "Sine", {"x": "sign"}),
     ("SquareMissingTwo", "Square", {"x": "scale"}),
     ("RightMatMulTransposed", "RightMatMul", {"x": "transposed", "w": None}),
+    ("SquareGradTransposed", "RightMatMul", {"x": "transposed", "a": None}),
     ("MulNoneForY", "Mul", {"x": None, "y": "zero"}),
     ("LeakyMaskOff", "Leaky", {"x": "partial"}),
     ("CubeNoisy", "Cube", {"x": "nondeterministic"}),
@@ -337,68 +338,29 @@ def test_contract_messages_are_distinct(run_json, corpus):
     assert len(set(messages.values())) == len(CONTRACT)
 
 
-TRANSPOSED_OPS = '''
-import torch
-from torch.autograd import Function
-
-
-class RightMatMulTransposed(Function):
-    @staticmethod
-    def forward(ctx, x, w):
-        ctx.save_for_backward(x, w)
-        return x @ w
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, x.T @ g  # g @ W where g @ W.T was meant
-
-
-class SquareGradTransposed(Function):
-    @staticmethod
-    def forward(ctx, x, a):
-        ctx.save_for_backward(x, a)
-        return x @ a
-
-    @staticmethod
-    def backward(ctx, g):
-        x, a = ctx.saved_tensors
-        return (g @ a.T).T, x.T @ g  # the gradient of the square x, transposed
-
-
-class RightMatMulScaled(Function):
-    @staticmethod
-    def forward(ctx, x, w):
-        ctx.save_for_backward(x, w)
-        return x @ w
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return 3 * (g @ w.T) + 0.1, x.T @ g  # wrong, but not a transposition
-'''
-
-
 @pytest.mark.parametrize(("function", "shapes", "other", "expected"), [
     ("RightMatMulTransposed", [[400, 48], [48, 48]], "w", "the Jacobian block of `x`"),
     ("SquareGradTransposed", [[150, 150], [150, 150]], "a", "the gradient of `x`"),
 ])
-def test_probe_mode_tells_a_transposed_matrix(write_op, write_spec, run_json, function,
-                                               shapes, other, expected):
-    write_op(TRANSPOSED_OPS, "mm.py")
-    write_spec({"module": "mm.py", "functions": {function: {
-        "checks": ["gradcheck"], "inputs": [{"shape": s} for s in shapes]}}})
-    result = only(run_json("spec.yaml", "--mode", "probe"), check="gradcheck")
+def test_probe_mode_tells_a_transposed_matrix(corpus, run_json, function, shapes, other,
+                                               expected):
+    _write_big_spec(corpus, function, shapes)
+    result = only(run_json("big.yaml", "--mode", "probe", cwd=corpus), check="gradcheck")
     assert result["status"] == "failed" and result["mode"] == "probe", result["message"]
     assert kinds(result) == {"x": "transposed", other: None}
     text = detail(result, "x")
     assert text.startswith(expected) and "(seen along random directions)" in text
 
 
-def test_probe_mode_does_not_call_every_matmul_bug_transposed(write_op, write_spec, run_json):
-    write_op(TRANSPOSED_OPS, "mm.py")
-    write_spec({"module": "mm.py", "functions": {"RightMatMulScaled": {
-        "checks": ["gradcheck"], "inputs": [{"shape": [400, 48]}, {"shape": [48, 48]}]}}})
-    result = only(run_json("spec.yaml", "--mode", "probe"), check="gradcheck")
+def test_probe_mode_does_not_call_every_matmul_bug_transposed(corpus, run_json):
+    _write_big_spec(corpus, "RightMatMulScaled", [[400, 48], [48, 48]])
+    result = only(run_json("big.yaml", "--mode", "probe", cwd=corpus), check="gradcheck")
     assert result["status"] == "failed"
     assert kinds(result)["x"] not in ("transposed", None)
+
+
+def _write_big_spec(corpus: Path, function: str, shapes: list[list[int]]) -> None:
+    inputs = ", ".join(f"{{shape: {shape}}}" for shape in shapes)
+    (corpus / "big.yaml").write_text(
+        f"module: ops.py\nfunctions:\n  {function}:\n    checks: [gradcheck]\n"
+        f"    inputs: [{inputs}]\n")

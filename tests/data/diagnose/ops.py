@@ -108,6 +108,34 @@ class RightMatMulTransposed(Function):
         return g @ w, x.T @ g  # g @ W where g @ W.T was meant
 
 
+class SquareGradTransposed(Function):
+    """y = x @ a with a square x, whose gradient comes back transposed."""
+
+    @staticmethod
+    def forward(ctx, x, a):
+        ctx.save_for_backward(x, a)
+        return x @ a
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a = ctx.saved_tensors
+        return (g @ a.T).T, x.T @ g
+
+
+class RightMatMulScaled(Function):
+    """Wrong for x, but not by a transposition."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x @ w
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return 3 * (g @ w.T) + 0.1, x.T @ g
+
+
 # --------------------------------------------------------------------- zero
 class Mul(Function):
     @staticmethod
