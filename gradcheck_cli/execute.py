@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from gradcheck_cli.runner import (
     error_result,
     reproduce_command,
     task_result,
+    worker_count,
 )
 from gradcheck_cli.specfile import InputSpec, TensorInput
 
@@ -112,7 +112,7 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         specs = infer_inputs(target, shape)
     else:
         check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
-    workers = _workers(options)
+    workers = worker_count(options)
     too_big = check_fits(specs, workers)
     if too_big is not None:
         result.status = Status.ERROR
@@ -269,12 +269,6 @@ def recipe(specs: tuple[InputSpec, ...], names: list[str]) -> list[dict[str, Any
         else:
             made.append({"name": name, "value": spec.value})
     return made
-
-
-def _workers(options: RunOptions) -> int:
-    if options.jobs == 0:
-        return 1
-    return options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
 
 
 def _shown(location: str) -> str:

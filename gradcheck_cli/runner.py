@@ -422,7 +422,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         new = _discovered(job, names, options, collector, cache)
         return group(new, first_id=job.order_base)
 
-    workers = 1 if options.jobs == 0 else min(_pool_size(options), max(1, len(jobs)))
+    workers = min(worker_count(options), max(1, len(jobs)))
     calls = sum(cost.vector_backward_calls(_input_numels(task))
                 for task in tasks if task.check == "gradgradcheck")
     warm = cost.worth_importing_autograd(calls / workers)
@@ -448,7 +448,10 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
                      collector.known_broken)
 
 
-def _pool_size(options: RunOptions) -> int:
+def worker_count(options: RunOptions) -> int:
+    """How many processes check at once: 1 in process (-j 0), else -j N or one per core."""
+    if options.jobs == 0:
+        return 1
     return options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
 
 
