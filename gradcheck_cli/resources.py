@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 
+from gradcheck_cli.cost import human_bytes
 from gradcheck_cli.specfile import InputSpec, TensorInput
 
 _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "complex128": 16,
@@ -38,28 +39,22 @@ def input_bytes(specs: Sequence[InputSpec]) -> int:
                for s in specs if isinstance(s, TensorInput))
 
 
-def human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.3g} {unit}"
-        size /= 1024
-    return f"{size:.3g} TB"
-
-
 def check_fits(specs: Sequence[InputSpec], workers: int) -> str | None:
     """Why this check cannot fit in memory (with how to shrink it), or None when it fits."""
     free = available_memory()
     if free is None:
         return None
     share = free // max(1, workers)
-    need = input_bytes(specs) * WORKING_SET_FACTOR
+    inputs = input_bytes(specs)
+    need = inputs * WORKING_SET_FACTOR
     if need <= share:
         return None
     advice = "shrink the input shapes in the spec"
     if workers > 1 and need <= free:
         advice += ", or run one check at a time (-j 1)"
-    return (f"this check needs about {human(need)} (inputs of {human(input_bytes(specs))}, "
-            f"about {WORKING_SET_FACTOR}x that while checking) but only {human(share)} is free "
+    return (f"this check needs about {human_bytes(need)} (inputs of {human_bytes(inputs)}, "
+            f"about {WORKING_SET_FACTOR}x that while checking) but only {human_bytes(share)} is "
+            "free "
             f"for each of {workers} worker(s): {advice}")
 
 

@@ -81,10 +81,6 @@ def _method(cls: type, name: str) -> Any:
     return raw
 
 
-def _positional(node: ast.FunctionDef) -> list[str]:
-    return [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
-
-
 def none_gradients(cls: type, count: int) -> set[int]:
     """Positions whose gradient backward always returns as a literal None."""
     node = _function_node(_method(cls, "backward"))

@@ -233,12 +233,12 @@ class Inference:
         ra.opaque |= rb.opaque
         ra.elementwise |= rb.elementwise
 
-    def ensure_rank(self, shape: _Shape, rank: int, at_least: bool = False) -> list[Dim]:
+    def ensure_rank(self, shape: _Shape, rank: int) -> list[Dim]:
+        """The shape's dims, made `rank` fresh ones when unknown (a known rank that does
+        not fit is a conflict the trial run will tell)."""
         root = shape.root()
         if root.dims is None:
             root.dims = [Dim() for _ in range(rank)]
-        elif at_least and len(root.dims) < rank:
-            pass  # a conflict; the trial run will tell
         return root.dims
 
     def _is_free_param(self, shape: _Shape) -> bool:
@@ -461,7 +461,7 @@ class Inference:
 
     def _size_at(self, shape: _Shape, position: int, node: ast.AST, of: ast.AST) -> Value:
         need = position + 1 if position >= 0 else -position
-        dims = self.ensure_rank(shape, max(2, need), at_least=True)
+        dims = self.ensure_rank(shape, max(2, need))
         self._because(node, of)
         if -len(dims) <= position < len(dims):
             return _Size(dims[position])
@@ -516,7 +516,7 @@ class Inference:
         elif isinstance(func, ast.Name) and func.id == "len" and args:
             value = self.ev(args[0])
             if isinstance(value, _Tensor):
-                return _Size(self.ensure_rank(value.shape, 2, at_least=True)[0])
+                return _Size(self.ensure_rank(value.shape, 2)[0])
             return UNKNOWN
         for arg in [*args, *keywords.values()]:
             self._opaque(self.ev(arg))
@@ -673,7 +673,7 @@ class Inference:
                 return UNKNOWN
             return _Tensor(_Shape([dims[i] for i in ints]))
         need = max(2, *(i + 1 if i >= 0 else -i for i in ints))
-        dims = self.ensure_rank(base.shape, need, at_least=True)
+        dims = self.ensure_rank(base.shape, need)
         try:
             a, b = (i % len(dims) for i in ints)
         except ZeroDivisionError:

@@ -26,10 +26,7 @@ def _errors_cell(result: CheckResult) -> Text:
     for i, entry in enumerate(result.inputs):
         if i:
             text.append("  ")
-        if entry.max_abs_error is None or entry.note:
-            value = "non-finite" if entry.note else "n/a"
-        else:
-            value = format_error(entry.max_abs_error)
+        value = "non-finite" if entry.note else format_error(entry.max_abs_error)
         # No space inside an entry: a narrow column wraps between inputs, never within one.
         text.append(f"{entry.name}={value}", style="" if entry.passed else "red")
         if not entry.passed:
