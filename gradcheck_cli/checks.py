@@ -33,6 +33,7 @@ from gradcheck_cli.jacobian import (
     analytical_row,
     as_tuple,
     compare,
+    diff_positions,
     flat_outputs,
     is_diff_tensor,
     numerical_columns,
@@ -98,8 +99,7 @@ class _Checker:
                  output_names: Callable[[int], str] | None = None,
                  first_order_ok: bool | None = None, *, mode: str = "auto", seed: int = 0,
                  max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> None:
-        if mode not in cost.MODES:
-            raise ValueError(f"mode must be one of {', '.join(cost.MODES)}, not {mode!r}")
+        cost.check_mode(mode)
         self.target = target
         self.fn = fn
         self.args = args
@@ -140,7 +140,7 @@ class _Checker:
         return outcome
 
     def _run(self) -> Outcome:
-        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        positions = diff_positions(self.args)
         if not positions:
             return Outcome(Status.ERROR, "no input requires grad, so there is no gradient to "
                            "check: give at least one floating tensor input with "
@@ -520,7 +520,7 @@ class _Checker:
                 f"(analytical {_fmt_value(w.analytical)}, numerical {_fmt_value(w.numerical)})")
 
     def _backward_scales_with_grad_output(self, outputs: list[torch.Tensor]) -> str | None:
-        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        positions = diff_positions(self.args)
         inputs = [self.args[i] for i in positions]
         try:
             grads = vjp(
@@ -547,7 +547,7 @@ class _Checker:
         undefined = getattr(getattr(torch._C, "_functions", None), "UndefinedGrad", None)
         if undefined is None:
             return None
-        positions = [i for i, a in enumerate(self.args) if is_diff_tensor(a)]
+        positions = diff_positions(self.args)
         inputs = [self.args[i] for i in positions]
 
         def fresh() -> list[torch.Tensor]:
@@ -660,8 +660,7 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
     """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients,
     in the same modes as `gradcheck` (the function checked runs backward with
     create_graph, so a probe's backward is a double backward)."""
-    if mode not in cost.MODES:
-        raise ValueError(f"mode must be one of {', '.join(cost.MODES)}, not {mode!r}")
+    cost.check_mode(mode)
     try:
         func_out = as_tuple(target.call(*args))
     except Exception as exc:
@@ -682,7 +681,7 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
         return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")
     grad_outputs = make_grad_outputs(tuple(outputs), seed)
     count = len(grad_outputs)
-    positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
+    positions = diff_positions(args)
     returned: list[int] = []  # which inputs' gradients the last call returned
 
     def first_derivatives(*all_args: Any) -> tuple[torch.Tensor, ...]:

@@ -64,10 +64,6 @@ class Sizes:
         complex_flags = self.complex_inputs or (False,) * len(self.input_numels)
         return sum(n * (2 if c else 1) for n, c in zip(self.input_numels, complex_flags))
 
-    @property
-    def jacobian_elements(self) -> int:
-        return self.output_numel * self.columns
-
 
 @dataclass(frozen=True)
 class ExactPlan:
@@ -166,14 +162,18 @@ def human_seconds(seconds: float) -> str:
     return f"{seconds / 86400:.3g} days"
 
 
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+
 def choose(mode: str, sizes: Sizes, budget_bytes: int, timing: Timing | None,
            nonzeros: int | None = None,
            max_seconds: float = DEFAULT_EXACT_SECONDS) -> Decision:
     """The mode to run. Forced modes are kept (the plan still says whether exact fits);
     auto runs exact when its memory fits the budget and its estimated time is at most
     `max_seconds`, else probe, with the reason in words."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    check_mode(mode)
     plan = plan_exact(sizes, budget_bytes, nonzeros)
     seconds = exact_seconds(sizes, timing) if timing is not None else None
     if mode != "auto":

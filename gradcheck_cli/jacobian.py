@@ -63,6 +63,11 @@ def is_diff_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.requires_grad
 
 
+def diff_positions(values: Sequence[Any]) -> list[int]:
+    """Where the tensors that require grad stand among `values`."""
+    return [i for i, a in enumerate(values) if is_diff_tensor(a)]
+
+
 @dataclass
 class InputStats:
     """Everything measured for one differentiable input, over all outputs."""
@@ -102,16 +107,11 @@ class Comparison:
     inputs: list[InputStats]
     output_sizes: list[int]
     output_shapes: list[tuple[int, ...]]
-    chunks: int = 1
     layout: str = "dense"  # "dense" | "sparse" (exact mode) | "probe"
 
     def locate_row(self, row: int) -> tuple[int, int]:
         """Global row -> (differentiable output index, flat element of that output)."""
-        for index, size in enumerate(self.output_sizes):
-            if row < size:
-                return index, row
-            row -= size
-        raise IndexError(row)
+        return _locate(row, self.output_sizes)
 
 
 def unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
@@ -316,12 +316,12 @@ def compare(
     (`cost.plan_exact`), else the nonzero entries only; `ExactTooLarge` is raised when even
     those outgrow it. `layout` forces "dense" or "sparse" (tests compare the two).
     """
-    diff_positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
-    diff_inputs = [args[i] for i in diff_positions]
-    out_positions = [i for i, o in enumerate(func_out) if is_diff_tensor(o)]
+    positions = diff_positions(args)
+    diff_inputs = [args[i] for i in positions]
+    out_positions = diff_positions(func_out)
     outputs = [func_out[i] for i in out_positions]
     sizes = [o.numel() for o in outputs]
-    stats = [InputStats(position=p, numel=args[p].numel()) for p in diff_positions]
+    stats = [InputStats(position=p, numel=args[p].numel()) for p in positions]
     comparison = Comparison(
         inputs=stats, output_sizes=sizes, output_shapes=[tuple(o.shape) for o in outputs]
     )
@@ -454,9 +454,7 @@ def _accumulate(stat: InputStats, ana: torch.Tensor, ana2: torch.Tensor, num: to
     if ana.numel() == 0:
         return
     _score(stat, ana.reshape(-1), num.reshape(-1), None, ana.shape[1], atol, rtol, sizes)
-    nondet = torch.where(torch.isfinite(ana) & torch.isfinite(ana2), (ana - ana2).abs(),
-                         torch.zeros((), dtype=ana.real.dtype, device=ana.device))
-    stat.nondeterminism = max(stat.nondeterminism, float(nondet.max()))
+    stat.nondeterminism = max(stat.nondeterminism, spread(ana, ana2))
 
 
 def _score(stat: InputStats, ana: torch.Tensor, num: torch.Tensor, keys: torch.Tensor | None,

@@ -15,7 +15,7 @@ from gradcheck_cli.checks import Outcome
 from gradcheck_cli.contract import explain
 from gradcheck_cli.discovery import Target
 from gradcheck_cli.inputs import make_grad_outputs
-from gradcheck_cli.jacobian import as_tuple, is_diff_tensor, unravel
+from gradcheck_cli.jacobian import as_tuple, diff_positions, is_diff_tensor, unravel
 from gradcheck_cli.results import InputError, Status, Worst
 from gradcheck_cli.vjp import vjp
 
@@ -66,7 +66,7 @@ def float32_check(target: Target, args: list[Any], names: list[str], seed: int,
         why = explain(exc, target, names, "float32 run")
         return Outcome(Status.ERROR, f"the Function fails in float32: {why.message}",
                        location=why.location)
-    positions = [i for i, a in enumerate(high) if is_diff_tensor(a)]
+    positions = diff_positions(high)
     inputs: list[InputError] = []
     problems: list[str] = []
     for position, r, g in zip(positions, ref, got):

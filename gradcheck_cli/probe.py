@@ -42,10 +42,11 @@ from gradcheck_cli.jacobian import (
     Comparison,
     InputStats,
     _count_rows,
+    _scalar,
     analytical_row,
+    diff_positions,
     evaluate_flat,
     flat_outputs,
-    is_diff_tensor,
     numerical_columns,
     spread,
 )
@@ -91,6 +92,12 @@ class _Probe:
     # so that the analytical rounding of any block [lo, hi) costs O(1).
     weights: list[float] = field(default_factory=list)
     running: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def borrow(self, v: torch.Tensor | None = None, rounding: float | None = None) -> _Probe:
+        """A copy whose per-input lists can be changed (a test along other directions),
+        with its own running sums."""
+        return _Probe(self.v if v is None else v, [*self.grads], [*self.directions],
+                      self.rounding if rounding is None else rounding, [*self.weights])
 
     def weight(self, k: int, lo: int, hi: int) -> float:
         """Σ|gⱼ||uⱼ| over [lo, hi) of input k."""
@@ -177,9 +184,9 @@ class _Prober:
         self.rtol = rtol
         self.settings = settings
         self.generator = torch.Generator().manual_seed(seed)
-        self.positions = [i for i, a in enumerate(args) if is_diff_tensor(a)]
+        self.positions = diff_positions(args)
         self.diff_inputs = [args[i] for i in self.positions]
-        self.out_positions = [i for i, o in enumerate(func_out) if is_diff_tensor(o)]
+        self.out_positions = diff_positions(func_out)
         self.outputs = [func_out[i] for i in self.out_positions]
         self.sizes = [o.numel() for o in self.outputs]
         reference = flat_outputs(func_out, self.out_positions)
@@ -228,7 +235,7 @@ class _Prober:
         inp = self.inputs[k]
         if inp.is_complex or any(o.is_complex() for o in self.outputs):
             return
-        probe, test = max(failed, key=lambda pair: abs(pair[1].discrepancy) / pair[1].noise)
+        probe, test = _most_significant(failed)
         limit = self.settings.confidence
         shape = self.diff_inputs[k].shape
         if len(shape) == 2 and shape[0] == shape[1] > 1:
@@ -237,8 +244,7 @@ class _Prober:
             def flip(flat: torch.Tensor) -> torch.Tensor:
                 return flat.view(m, m).t().reshape(-1)
 
-            borrowed = _Probe(probe.v, [*probe.grads], [*probe.directions], probe.rounding,
-                              [*probe.weights])
+            borrowed = probe.borrow()
             borrowed.grads[k], borrowed.directions[k] = (flip(probe.grads[k]),
                                                          flip(probe.directions[k]))
             result = self._difference(k, borrowed, 0, inp.numel, inp.step)
@@ -250,8 +256,7 @@ class _Prober:
         if sum(self.sizes) == inp.numel and inp.numel > 1:
             u = probe.directions[k]
             rounding = self.eps_out * float(torch.dot(u.abs(), self.reference))
-            borrowed = _Probe(u, [*probe.grads], [*probe.directions], rounding,
-                              [*probe.weights])
+            borrowed = probe.borrow(v=u, rounding=rounding)
             borrowed.directions[k] = probe.v
             result = self._difference(k, borrowed, 0, inp.numel, inp.step)
             if result is not None:
@@ -263,14 +268,13 @@ class _Prober:
     def _resemblance(self, k: int, failed: list[tuple[_Probe, _Test]]) -> None:
         """Is input k's analytical derivative another input's numerical one? (A gradient
         returned in the wrong place.) One central difference per same-shaped input."""
-        probe, test = max(failed, key=lambda pair: abs(pair[1].discrepancy) / pair[1].noise)
+        probe, test = _most_significant(failed)
         for j, other in enumerate(self.inputs):
             if j == k or self.diff_inputs[j].shape != self.diff_inputs[k].shape or (
                     other.is_complex != self.inputs[k].is_complex):
                 continue
             # Input j moved along input k's direction, judged against k's analytical value.
-            borrowed = _Probe(probe.v, [*probe.grads], [*probe.directions], probe.rounding,
-                              [*probe.weights])
+            borrowed = probe.borrow()
             borrowed.grads[j], borrowed.directions[j] = probe.grads[k], probe.directions[k]
             borrowed.weights[j] = probe.weights[k]
             result = self._difference(j, borrowed, 0, other.numel, other.step)
@@ -417,7 +421,7 @@ class _Prober:
         tests whether the error sits in one entry or is spread over all of them."""
         search = _Search()
         self.search = search
-        probe, root = max(failed, key=lambda pair: abs(pair[1].discrepancy) / pair[1].noise)
+        probe, root = _most_significant(failed)
         truncation = max(0.0, root.noise - probe.rounding / self.inputs[k].step)
         confidence = self.settings.confidence
         stack = [root]
@@ -573,6 +577,11 @@ class _Prober:
                            "--mode exact to be sure")
 
 
+def _most_significant(failed: list[tuple[_Probe, _Test]]) -> tuple[_Probe, _Test]:
+    """The failed probe whose discrepancy stands out most above its noise."""
+    return max(failed, key=lambda pair: abs(pair[1].discrepancy) / pair[1].noise)
+
+
 class _ColumnTolerance:
     """How far Σᵣ vᵣAᵣⱼ may be from Σᵣ vᵣNᵣⱼ over a block of rows when every entry there is
     within atol + rtol·|N|: each entry's tolerance, on the numerical column's support
@@ -596,7 +605,3 @@ class _ColumnTolerance:
             inside &= ~torch.isin(self.support, excluded)
         return float(self.terms[inside].sum()) + self.floor
 
-
-def _scalar(value: torch.Tensor) -> complex | float:
-    item = value.item()
-    return item if isinstance(item, complex) else float(item)
