@@ -46,6 +46,7 @@ class Cache:
         self.folder = folder
         self._torch = _torch_version()
         self._hashes: dict[Path, str | None] = {}
+        self._ignored = False  # the folder's .gitignore is known to exist
 
     def _hash(self, path: Path) -> str | None:
         if path not in self._hashes:
@@ -150,9 +151,11 @@ class Cache:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            gitignore = self.folder / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("# written by gradcheck-cli\n*\n", encoding="utf-8")
+            if not self._ignored:
+                gitignore = self.folder / ".gitignore"
+                if not gitignore.exists():
+                    gitignore.write_text("# written by gradcheck-cli\n*\n", encoding="utf-8")
+                self._ignored = True
             # Write then rename: a reader never sees half a file, even with parallel runs.
             handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -15,8 +15,9 @@ from types import TracebackType
 from typing import Any
 
 from gradcheck_cli.collect import display
-from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.runner import Job, RunOptions, Task, task_result
+from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.results import CheckResult
+from gradcheck_cli.runner import Job, RunOptions, Task, error_result, task_result
 
 Handler = Callable[[tuple[object, ...], Job], list[Job]]
 
@@ -57,14 +58,12 @@ class _Worker:
         child.close()
         self.job: Job | None = None
         self.index: int | None = None  # the task running now; None while importing
-        self.importing = False
         self.deadline: float | None = None
         self.started = time.monotonic()
 
     def send(self, job: Job) -> None:
         self.job = job
         self.index = None
-        self.importing = False
         self.deadline = None
         self.conn.send(job)
 
@@ -164,11 +163,9 @@ class WorkerPool:
                 message = worker.conn.recv()
                 kind = message[0]
                 if kind == "import":
-                    worker.importing = True
                     worker.started = time.monotonic()
                     worker.deadline = worker.started + timeout
                 elif kind == "start":
-                    worker.importing = False
                     worker.index = message[1]
                     worker.started = time.monotonic()
                     worker.deadline = worker.started + timeout
@@ -183,8 +180,6 @@ class WorkerPool:
         if not worker.proc.is_alive():
             self._lost(worker, queue, handle, _death(worker.proc.exitcode))
         elif worker.deadline is not None and time.monotonic() > worker.deadline:
-            worker.proc.kill()
-            worker.proc.join(5)
             self._lost(worker, queue, handle, f"timed out after {timeout:g}s", timed_out=True)
 
     def _lost(self, worker: _Worker, queue: deque[Job], handle: Handler, why: str,
@@ -204,13 +199,12 @@ class WorkerPool:
                 if timed_out else "")
         spent = time.monotonic() - worker.started
         if job.discover is not None:
-            result = CheckResult(module=display(job.discover), spec=None, function=None,
-                                 case="default", device="-", check="-", status=Status.ERROR,
-                                 message=f"{why} while importing {display(job.discover)}{hint}",
-                                 duration=spent)
+            result = error_result(job.discover, None, GradcheckCliError(
+                f"{why} while importing {display(job.discover)}{hint}"))
+            result.duration = spent
             handle(("result", -1, result.to_dict(), []), job)
             return
-        if worker.importing or worker.index is None:
+        if worker.index is None:  # still importing the module
             task = job.tasks[0]
             broken = task_result(task, self.options, f"{why} while importing the module{hint}")
             broken.function = None
