@@ -184,14 +184,15 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
               config_path: Path | None) -> dict[str, Any]:
     """Flags win over [tool.gradcheck-cli], which wins over the defaults."""
     from gradcheck_cli.runner import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, RunOptions
+    from gradcheck_cli.specfile import ALL_CHECKS
 
     def pick(flag: Any, key: str, default: Any = None) -> Any:
         if flag not in (None, ()):
             return flag
         return config.get(key, default)
 
-    for name in ("atol", "rtol"):
-        value = pick(flags[name], name)
+    atol, rtol = pick(flags["atol"], "atol"), pick(flags["rtol"], "rtol")
+    for name, value in (("atol", atol), ("rtol", rtol)):
         if value is not None and value < 0:
             raise UsageError(f"--{name} must not be negative")
     eps = pick(flags["eps"], "eps")
@@ -203,7 +204,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         if device not in ("cpu", "cuda"):
             raise UsageError(f"unknown device `{device}` in the project config")
     for check in checks or ():
-        if check not in ("gradcheck", "gradgradcheck", "float32", "capabilities"):
+        if check not in ALL_CHECKS:
             raise UsageError(f"unknown check `{check}` in the project config")
     fmt = pick(flags["fmt"], "format", "table")
     if fmt not in FORMATS:
@@ -224,7 +225,7 @@ def _settings(flags: dict[str, Any], config: dict[str, Any],
         raise UsageError("--timeout must be positive")
     options = RunOptions(
         devices=devices, checks=checks, seed=pick(flags["seed"], "seed"),
-        atol=pick(flags["atol"], "atol"), rtol=pick(flags["rtol"], "rtol"), eps=eps,
+        atol=atol, rtol=rtol, eps=eps,
         shape=flags["shape"] or (3, 4), functions=flags["functions"], cases=flags["cases"],
         max_memory=flags["max_memory"] or DEFAULT_MAX_MEMORY,
         mode=flags["mode"] or "auto", jobs=jobs, timeout=timeout,

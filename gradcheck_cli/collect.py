@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradcheck_cli.errors import UsageError
+from gradcheck_cli.errors import UsageError, did_you_mean
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"__pycache__", "node_modules", "venv", "site-packages"}
@@ -40,7 +40,7 @@ def looks_like_spec(path: Path) -> bool:
     """
     import yaml
 
-    from gradcheck_cli.errors import did_you_mean
+    from gradcheck_cli.specfile import TOP_KEYS
 
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -52,8 +52,7 @@ def looks_like_spec(path: Path) -> bool:
         return bool(_SPEC_KEY.search(text))
     if not isinstance(doc, dict):
         return False
-    keys = ("module", "functions", "defaults")
-    return any(key in keys or did_you_mean(str(key), keys) for key in doc)
+    return any(key in TOP_KEYS or did_you_mean(str(key), TOP_KEYS) for key in doc)
 
 
 def might_define_functions(path: Path) -> bool:

@@ -74,7 +74,7 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
         result.status = Status.ERROR
         result.message = (f"internal error in gradcheck-cli: {type(exc).__name__}: {exc}\n"
                           + "".join(traceback.format_exception(exc)))
-    if result.status in (Status.FAILED, Status.ERROR):
+    if result.status.is_problem:
         result.reproduce = reproduce_command(task, result.seed or 0)
     else:
         result.reproduce = None

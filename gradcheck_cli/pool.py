@@ -17,7 +17,7 @@ from typing import Any
 from gradcheck_cli.collect import display
 from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.results import CheckResult
-from gradcheck_cli.runner import Job, RunOptions, Task, error_result, task_result
+from gradcheck_cli.runner import Job, RunOptions, Task, error_result, next_job, task_result
 
 Handler = Callable[[tuple[object, ...], Job], list[Job]]
 
@@ -125,11 +125,11 @@ class WorkerPool:
         while True:
             for worker in self.workers:
                 if worker.job is None and queue:
-                    job = self._next(queue, skip)
+                    job = next_job(queue, skip)
                     if job is not None:
                         worker.send(job)
             while queue and len(self.workers) < self.size:
-                job = self._next(queue, skip)
+                job = next_job(queue, skip)
                 if job is None:
                     break
                 worker = _Worker(self.context, self.options, self.import_autograd)
@@ -144,15 +144,6 @@ class WorkerPool:
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], wait_for)
             for worker in list(busy):
                 self._drain(worker, queue, handle, timeout)
-
-    @staticmethod
-    def _next(queue: deque[Job], skip: Callable[[Task], bool]) -> Job | None:
-        while queue:
-            job = queue.popleft()
-            if job.tasks and skip(job.tasks[0]):
-                continue
-            return job
-        return None
 
     def _drain(self, worker: _Worker, queue: deque[Job], handle: Handler,
                timeout: float) -> None:
@@ -223,7 +214,7 @@ class WorkerPool:
                                             f"Function before it {why}")
                 handle(("result", offset, unrun.to_dict(), []), job)
         elif rest:
-            queue.appendleft(Job(id=job.id, tasks=rest))
+            queue.appendleft(Job(tasks=rest))
 
     def _failure(self, task: Task, why: str) -> CheckResult:
         result = task_result(task, self.options, why)

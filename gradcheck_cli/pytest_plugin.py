@@ -265,7 +265,7 @@ class CheckItem(_SpecItem):
         result.duration = time.perf_counter() - started
         if result.status is Status.SKIPPED:
             _skip(result.message or "skipped")
-        if result.status in (Status.FAILED, Status.ERROR):
+        if result.status.is_problem:
             raise GradcheckFailure(result)
 
 

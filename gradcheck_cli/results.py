@@ -16,6 +16,11 @@ class Status(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def is_problem(self) -> bool:
+        """Failed or error: what the report details and CI fails on."""
+        return self in (Status.FAILED, Status.ERROR)
+
 
 @dataclass
 class Diagnosis:

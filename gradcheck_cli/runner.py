@@ -12,6 +12,7 @@ import functools
 import math
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,6 @@ class Task:
 class Job:
     """Tasks that share a Function, case and device: they run in order in one worker."""
 
-    id: int
     tasks: list[Task]
     discover: Path | None = None  # a .py whose Functions are to be found (no tasks yet)
     order_base: int = 0  # where the results of a discovery stand in the report
@@ -158,7 +158,7 @@ def task_result(task: Task, options: RunOptions, message: str = "",
         message=message,
         seed=seed,
     )
-    if status in (Status.FAILED, Status.ERROR):
+    if status.is_problem:
         result.reproduce = reproduce_command(task, seed)
     return result
 
@@ -266,7 +266,7 @@ def plan(items: list[Item], options: RunOptions) -> Iterator[Task | CheckResult]
         yield from discovered_tasks(item.path, names, options)
 
 
-def group(tasks: list[Task], first_id: int = 0) -> list[Job]:
+def group(tasks: list[Task]) -> list[Job]:
     """Consecutive tasks of one Function x case x device form a job."""
     jobs: list[Job] = []
     for task in tasks:
@@ -276,8 +276,18 @@ def group(tasks: list[Task], first_id: int = 0) -> list[Job]:
                                  last.device) == key:
             jobs[-1].tasks.append(task)
         else:
-            jobs.append(Job(id=first_id + len(jobs), tasks=[task]))
+            jobs.append(Job(tasks=[task]))
     return jobs
+
+
+def next_job(queue: deque[Job], skip: Callable[[Task], bool]) -> Job | None:
+    """The next job to run, past those whose Function is already known broken (`skip`)."""
+    while queue:
+        job = queue.popleft()
+        if job.tasks and skip(job.tasks[0]):
+            continue
+        return job
+    return None
 
 
 Progress = Callable[[CheckResult, int, int], None]
@@ -340,7 +350,7 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             # Results are reported in the order of the paths given, then of the plan.
             order = index * ORDER_STRIDE
             if item.kind == "module":
-                job = Job(id=-1, tasks=[], discover=item.path, order_base=order)
+                job = Job(tasks=[], discover=item.path, order_base=order)
                 # A bare .py whose Functions were found before, and which has not changed
                 # since, is planned here without importing it (nor torch).
                 names = cache.lookup_discovery(item.path) if cache is not None else None
@@ -404,11 +414,8 @@ def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Col
 
 def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
                  collector: _Collector, cache: Cache | None) -> None:
-    jobs = group(tasks)
     # Bare .py files are imported in a worker to find their Functions first.
-    for job in discover:
-        job.id = len(jobs)
-        jobs.append(job)
+    jobs = group(tasks) + discover
 
     def record(job: Job, task: Task | None, result: CheckResult, deps: list[str]) -> None:
         collector.add(float(task.order if task is not None else job.order_base), result)
@@ -420,7 +427,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         if cache is not None:
             cache.store_discovery(job.discover, names, deps)
         new = _discovered(job, names, options, collector, cache)
-        return group(new, first_id=job.order_base)
+        return group(new)
 
     workers = min(worker_count(options), max(1, len(jobs)))
     calls = sum(cost.vector_backward_calls(_input_numels(task))
@@ -433,11 +440,8 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
             from gradcheck_cli.vjp import import_autograd_shapes
 
             import_autograd_shapes()
-        queue = list(jobs)
-        while queue:
-            job = queue.pop(0)
-            if job.tasks and collector.known_broken(job.tasks[0]):
-                continue
+        queue = deque(jobs)
+        while (job := next_job(queue, collector.known_broken)) is not None:
             for message in run_job_here(job, options):
                 queue.extend(_handle(message, job, record, found))
     else:

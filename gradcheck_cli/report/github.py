@@ -54,4 +54,4 @@ def annotation(result: CheckResult) -> str:
 
 def annotations(results: list[CheckResult]) -> list[str]:
     """One workflow command per failed or errored result, in order; none for the rest."""
-    return [annotation(r) for r in results if r.status in (Status.FAILED, Status.ERROR)]
+    return [annotation(r) for r in results if r.status.is_problem]

@@ -196,7 +196,7 @@ def _notes(results: list[CheckResult]) -> list[Text]:
     """Why a check ran in probe mode, and notes on inputs that passed (failures say more)."""
     notes = []
     for r in results:
-        if r.status in (Status.FAILED, Status.ERROR):
+        if r.status.is_problem:
             continue
         if r.mode_reason:
             notes.append(Text(f"note: {result_id(r)}: probe mode: {r.mode_reason}", style="dim"))
@@ -223,7 +223,7 @@ def render(console: Console, results: list[CheckResult], summary: Summary,
         console.print()
         for note in notes:
             console.print(note)
-    problems = [r for r in results if r.status in (Status.FAILED, Status.ERROR)]
+    problems = [r for r in results if r.status.is_problem]
     for result in problems:
         console.print()
         # The result's id and its reproduce command get copied and pasted: never wrapped.
