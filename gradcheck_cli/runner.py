@@ -426,6 +426,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         assert job.discover is not None
         if cache is not None:
             cache.store_discovery(job.discover, names, deps)
+        collector.total -= 1  # the discovery counted as one until its checks were known
         new = _discovered(job, names, options, collector, cache)
         return group(new)
 

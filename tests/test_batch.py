@@ -525,3 +525,19 @@ def torch_cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def test_progress_total_of_a_bare_py_is_its_checks(tmp_path: Path) -> None:
+    """A .py whose Functions are found first counts once until found, then as its checks:
+    the progress bar ends at the number of results (it stops when done reaches the total)."""
+    from gradcheck_cli.collect import collect
+    from gradcheck_cli.runner import RunOptions, run
+
+    (tmp_path / "ops.py").write_text(GOOD)
+    seen: list[tuple[int, int]] = []
+    options = RunOptions(devices=("cpu",), jobs=0, cache_dir=None)
+    items, _ = collect([str(tmp_path / "ops.py")])
+    outcome = run(items, options,
+                  on_result=lambda result, done, total: seen.append((done, total)))
+    assert len(outcome.results) == 2
+    assert seen[-1] == (2, 2)
