@@ -44,13 +44,9 @@ def tolerances(task: Task, options: RunOptions) -> checks.Tolerances:
     )
 
 
-def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None) -> CheckResult:
-    """Run one check; every problem, ours included, becomes a result rather than an exception.
-
-    A module that does not import, or a Function the module lacks, gives a result with
-    check "-" (and function None for the module), which the runner reports once.
-    """
-    result = task_result(task, options, status=Status.PASSED)
+def load_target(task: Task, case: str = "default") -> Target | CheckResult:
+    """The task's Function, or the error result (for `case`) of a module that does not
+    import or does not define it."""
     try:
         module = import_file(task.module)
     except ModuleLoadError as exc:
@@ -63,7 +59,20 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
             file=display(task.spec) if task.spec else None, line=task.spec_line,
             hint=hint or "name a torch.autograd.Function subclass or a function of that module",
         )
-        return error_result(task.module, task.spec, missing, task.function, task.case.name)
+        return error_result(task.module, task.spec, missing, task.function, case)
+    return target
+
+
+def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None) -> CheckResult:
+    """Run one check; every problem, ours included, becomes a result rather than an exception.
+
+    A module that does not import, or a Function the module lacks, gives a result with
+    check "-" (and function None for the module), which the runner reports once.
+    """
+    result = task_result(task, options, status=Status.PASSED)
+    target = load_target(task, task.case.name)
+    if isinstance(target, CheckResult):
+        return target
     try:
         _execute(task, target, options, result, first_order_ok)
     except GradcheckCliError as exc:

@@ -128,9 +128,9 @@ class SpecFile(pytest.File):
     """A spec file: its Functions x cases x devices x checks, planned by the CLI's runner."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from gradcheck_cli.collect import Item, display
+        from gradcheck_cli.collect import display
         from gradcheck_cli.results import CheckResult
-        from gradcheck_cli.runner import plan
+        from gradcheck_cli.runner import plan_spec
         from gradcheck_cli.specfile import load_spec
 
         spec = load_spec(self.path, display(self.path))
@@ -140,7 +140,7 @@ class SpecFile(pytest.File):
         seen: set[str] = set()
         broken: set[str | None] = set()
         checked: dict[str, CheckResult | None] = {}
-        for entry in plan([Item(self.path, "spec")], options):
+        for entry in plan_spec(self.path, options, spec):
             if isinstance(entry, CheckResult):
                 problem: CheckResult | None = entry
             else:
@@ -173,24 +173,11 @@ class SpecFile(pytest.File):
 
 def _unrunnable(task: Task) -> CheckResult | None:
     """Why the task's module or Function cannot be checked at all, found at collection."""
-    from gradcheck_cli.collect import display
-    from gradcheck_cli.discovery import candidate_names, import_file, resolve
-    from gradcheck_cli.errors import GradcheckCliError, SpecError, did_you_mean
-    from gradcheck_cli.runner import error_result
+    from gradcheck_cli.execute import load_target
+    from gradcheck_cli.results import CheckResult
 
-    try:
-        module = import_file(task.module)
-    except GradcheckCliError as exc:
-        return error_result(task.module, task.spec, exc)
-    if resolve(module, task.module, task.function) is not None:
-        return None
-    missing = SpecError(
-        f"`{task.function}` is not defined in {display(task.module)}",
-        file=display(task.spec) if task.spec else None, line=task.spec_line,
-        hint=did_you_mean(task.function, candidate_names(module))
-        or "name a torch.autograd.Function subclass or a function of that module",
-    )
-    return error_result(task.module, task.spec, missing, task.function)
+    target = load_target(task)
+    return target if isinstance(target, CheckResult) else None
 
 
 def _unique(name: str, seen: set[str]) -> str:

@@ -22,7 +22,14 @@ from gradcheck_cli import cost
 from gradcheck_cli.collect import Item, display
 from gradcheck_cli.errors import GradcheckCliError, SpecError
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.specfile import CHECKS, CaseSpec, CheckSettings, TensorInput, load_spec
+from gradcheck_cli.specfile import (
+    CHECKS,
+    CaseSpec,
+    CheckSettings,
+    SpecFile,
+    TensorInput,
+    load_spec,
+)
 
 if TYPE_CHECKING:
     from gradcheck_cli.cache import Cache
@@ -196,9 +203,12 @@ def _selected(name: str, options: RunOptions) -> bool:
     return not options.functions or name in options.functions
 
 
-def plan_spec(path: Path, options: RunOptions) -> Iterator[Task | CheckResult]:
-    """The tasks of one spec file (reading YAML only), or error results for its problems."""
-    spec = load_spec(path, display(path))
+def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None
+              ) -> Iterator[Task | CheckResult]:
+    """The tasks of one spec file (reading YAML only, unless given it already loaded), or
+    error results for its problems."""
+    if spec is None:
+        spec = load_spec(path, display(path))
     if spec.error is not None or spec.module is None:
         yield error_result(None, path, spec.error or SpecError("spec has no module",
                                                                file=display(path)))
