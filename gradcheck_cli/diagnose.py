@@ -99,24 +99,13 @@ def _pattern(block: Block, blocks: list[Block], rtol: float, atol: float,
         if _close(a, other_n, rtol, atol):
             back = other.stats.analytical
             mutual = back is not None and _close(back.to(a.dtype), n, rtol, atol)
-            detail = (f"the gradient returned for `{name}` is the gradient of `{other.name}`")
-            detail += (f", and the one returned for `{other.name}` is that of `{name}`: "
-                       "backward returns them in the wrong order" if mutual else
-                       f": backward returns `{other.name}`'s gradient in `{name}`'s place")
-            return Diagnosis("swapped", detail)
+            return _swapped(name, other.name, mutual)
     if not a.is_complex():
         denominator = float((n * n).sum())
         if denominator > 0:
             k = float((a * n).sum()) / denominator
             if _close(a, k * n, rtol, atol):
-                if abs(k + 1) <= 1e-3:
-                    return Diagnosis("sign", f"the gradient of `{name}` has the wrong sign: "
-                                             "analytical = -numerical everywhere")
-                return Diagnosis(
-                    "scale",
-                    f"the gradient of `{name}` is off by a factor {k:.4g} everywhere "
-                    f"(analytical = {k:.4g} × numerical) — {_factor_hint(k)}",
-                )
+                return _sign_or_scale(name, k, "everywhere")
     if a.shape[0] == a.shape[1] and _close(a, n.T, rtol, atol):
         return Diagnosis("transposed", _transposed_block(name))
     if len(block.shape) == 2 and block.shape[0] == block.shape[1] > 1:
@@ -148,17 +137,11 @@ def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
         other = next((b for b in blocks if b.stats.position == stats.resembles), None)
         if other is not None:
             mutual = other.stats.resembles == stats.position
-            detail = f"the gradient returned for `{name}` is the gradient of `{other.name}`"
-            detail += (f", and the one returned for `{other.name}` is that of `{name}`: "
-                       "backward returns them in the wrong order" if mutual else
-                       f": backward returns `{other.name}`'s gradient in `{name}`'s place")
-            return Diagnosis("swapped", detail + " (seen along random directions)")
+            return _swapped(name, other.name, mutual, SEEN_BY_PROBES)
     if stats.transposed == "jacobian":
-        return Diagnosis("transposed", _transposed_block(name) + " (seen along random "
-                                                                  "directions)")
+        return Diagnosis("transposed", _transposed_block(name) + SEEN_BY_PROBES)
     if stats.transposed == "gradient":
-        return Diagnosis("transposed", _transposed_gradient(name) + " (seen along random "
-                                                                     "directions)")
+        return Diagnosis("transposed", _transposed_gradient(name) + SEEN_BY_PROBES)
     # Patterns that hold everywhere show in every direction, beyond each probe's noise.
     if len(probes) >= 2 and all(abs(a - n) > t for a, n, t in probes):
         if all(abs(a) <= t for a, _, t in probes):
@@ -174,15 +157,7 @@ def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
         if denominator > 0:
             k = sum(a * n for a, n, _ in probes) / denominator
             if all(abs(a - k * n) <= t for a, n, t in probes):
-                if abs(k + 1) <= 1e-3:
-                    return Diagnosis("sign", f"the gradient of `{name}` has the wrong sign: "
-                                             "analytical = -numerical along every probe "
-                                             "direction")
-                return Diagnosis(
-                    "scale",
-                    f"the gradient of `{name}` is off by a factor {k:.4g} along every probe "
-                    f"direction (analytical = {k:.4g} × numerical) — {_factor_hint(k)}",
-                )
+                return _sign_or_scale(name, k, "along every probe direction")
     columns = sorted({column for _, column in stats.worst_wrong})
     if stats.explained and 0 < len(columns) < stats.numel:
         shown = ", ".join(f"{name}{_index(block.shape, c)}" for c in columns[:5])
@@ -193,6 +168,29 @@ def _probe_pattern(block: Block, blocks: list[Block]) -> Diagnosis:
             "whole discrepancy): a mask, threshold or index in backward is off there",
         )
     return _unknown(block)
+
+
+SEEN_BY_PROBES = " (seen along random directions)"
+
+
+def _swapped(name: str, other: str, mutual: bool, suffix: str = "") -> Diagnosis:
+    detail = f"the gradient returned for `{name}` is the gradient of `{other}`"
+    detail += (f", and the one returned for `{other}` is that of `{name}`: "
+               "backward returns them in the wrong order" if mutual else
+               f": backward returns `{other}`'s gradient in `{name}`'s place")
+    return Diagnosis("swapped", detail + suffix)
+
+
+def _sign_or_scale(name: str, k: float, where: str) -> Diagnosis:
+    """analytical = k × numerical `where` (everywhere, or along every probe direction)."""
+    if abs(k + 1) <= 1e-3:
+        return Diagnosis("sign", f"the gradient of `{name}` has the wrong sign: "
+                                 f"analytical = -numerical {where}")
+    return Diagnosis(
+        "scale",
+        f"the gradient of `{name}` is off by a factor {k:.4g} {where} "
+        f"(analytical = {k:.4g} × numerical) — {_factor_hint(k)}",
+    )
 
 
 def _transposed_block(name: str) -> str:
