@@ -41,7 +41,7 @@ from gradcheck_cli.jacobian import (
     unravel,
 )
 from gradcheck_cli.probe import probe_compare
-from gradcheck_cli.results import Diagnosis, InputError, Status, Worst
+from gradcheck_cli.results import Diagnosis, InputError, Status, Worst, format_index
 from gradcheck_cli.vjp import vjp
 
 Fn = Callable[..., Any]
@@ -85,10 +85,6 @@ class _Stop(Exception):
 
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
-
-
-def _index(index: tuple[int, ...] | list[int]) -> str:
-    return "[" + ", ".join(str(i) for i in index) + "]"
 
 
 class _Checker:
@@ -372,14 +368,14 @@ class _Checker:
                     raise _Stop(Outcome(
                         Status.FAILED,
                         f"backward returned non-finite values in {self.output_names(index)}: "
-                        f"{int(bad.sum())} of {out.numel()} (first {value} at {_index(first)}) "
-                        "where forward is finite",
+                        f"{int(bad.sum())} of {out.numel()} (first {value} at "
+                        f"{format_index(first)}) where forward is finite",
                         location=self.backward_location,
                     ))
                 raise _Stop(Outcome(
                     Status.ERROR,
                     f"forward returned non-finite values in {self.output_names(index)}: "
-                    f"{int(bad.sum())} of {out.numel()} (first {value} at {_index(first)}). "
+                    f"{int(bad.sum())} of {out.numel()} (first {value} at {format_index(first)}). "
                     "The inputs are probably outside the function's domain: narrow them "
                     "with `low`/`high` in the spec.",
                     location=f"{self.target.file}:{self.target.forward_line or self.target.line}",
@@ -455,7 +451,7 @@ class _Checker:
                 )
             if stat.first_nonfinite is not None:
                 which, row, column, value = stat.first_nonfinite
-                at = _index(unravel(column, tensor.shape))
+                at = format_index(unravel(column, tensor.shape))
                 count = (stat.nonfinite_numerical if which == "numerical"
                          else stat.nonfinite_analytical)
                 entry.note = f"{which} gradient not finite ({count} elements, e.g. {value} at {at})"
@@ -515,8 +511,8 @@ class _Checker:
         if entry.worst is None:
             return ""
         w = entry.worst
-        return (f"{lead}{name}{_index(w.input_index)} -> "
-                f"{self.output_names(w.output)}{_index(w.output_index)} "
+        return (f"{lead}{name}{format_index(w.input_index)} -> "
+                f"{self.output_names(w.output)}{format_index(w.output_index)} "
                 f"(analytical {_fmt_value(w.analytical)}, numerical {_fmt_value(w.numerical)})")
 
     def _backward_scales_with_grad_output(self, outputs: list[torch.Tensor]) -> str | None:

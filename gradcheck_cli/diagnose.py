@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from gradcheck_cli.jacobian import InputStats, unravel
-from gradcheck_cli.results import Diagnosis
+from gradcheck_cli.results import Diagnosis, format_index
 
 # probe(position, flat_index, step) -> the flat outputs with that input element moved by step
 Probe = Callable[[int, int, float], torch.Tensor]
@@ -30,7 +30,7 @@ class Block:
 
 
 def _index(shape: Sequence[int], flat: int) -> str:
-    return "[" + ", ".join(str(i) for i in unravel(flat, shape)) + "]"
+    return format_index(unravel(flat, shape))
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:

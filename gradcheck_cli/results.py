@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def format_index(index: Sequence[int]) -> str:
+    """`[0, 1]`: an element's index as messages and reports write it."""
+    return "[" + ", ".join(str(i) for i in index) + "]"
 
 
 class Status(str, enum.Enum):

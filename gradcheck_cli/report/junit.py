@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 from gradcheck_cli.report import format_error
 from gradcheck_cli.report.location import position
-from gradcheck_cli.results import CheckResult, InputError, Status, Summary
+from gradcheck_cli.results import CheckResult, InputError, Status, Summary, format_index
 
 SUITE_NAME = "gradcheck-cli"
 
@@ -59,8 +59,8 @@ def _worst(entry: InputError) -> str:
     w = entry.worst
     if w is None or entry.passed:
         return ""
-    return (f"{entry.name}[{', '.join(map(str, w.input_index))}] -> output {w.output}"
-            f"[{', '.join(map(str, w.output_index))}] "
+    return (f"{entry.name}{format_index(w.input_index)} -> output {w.output}"
+            f"{format_index(w.output_index)} "
             f"(analytical {_value(w.analytical)}, numerical {_value(w.numerical)})")
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.report import format_error, result_id
-from gradcheck_cli.results import CheckResult, Status, Summary
+from gradcheck_cli.results import CheckResult, Status, Summary, format_index
 
 STYLES = {
     Status.PASSED: "green",
@@ -135,8 +135,7 @@ def _details(result: CheckResult, show_jacobian: bool = False,
         for entry in result.inputs:
             worst = ""
             if entry.worst is not None and not entry.passed:
-                index = ", ".join(str(i) for i in entry.worst.input_index)
-                worst = f"{entry.name}[{index}]"
+                worst = f"{entry.name}{format_index(entry.worst.input_index)}"
             table.add_row(
                 Text(entry.name, style="" if entry.passed else "red"),
                 format_error(entry.max_abs_error),
