@@ -119,7 +119,7 @@ class _Checker:
         # there, as in torch's gradgradcheck, and may depend on it): those keep grad mode.
         self.numeric_fn = (_without_grad(fn) if order == "first" and target.kind == "function"
                            else fn)
-        self.backward_location = f"{target.file}:{target.backward_line or target.line}"
+        self.backward_location = target.backward_location
         self.rows = 0
 
     def error(self, exc: BaseException, phase: str) -> _Stop:
@@ -378,7 +378,7 @@ class _Checker:
                     f"{int(bad.sum())} of {out.numel()} (first {value} at {format_index(first)}). "
                     "The inputs are probably outside the function's domain: narrow them "
                     "with `low`/`high` in the spec.",
-                    location=f"{self.target.file}:{self.target.forward_line or self.target.line}",
+                    location=self.target.forward_location,
                 ))
 
     def _no_differentiable_outputs(self, func_out: tuple[Any, ...]) -> Outcome:
@@ -399,7 +399,7 @@ class _Checker:
                     f"no output of forward requires grad, yet the outputs change with "
                     f"`{self.names[i]}`: forward detached its result or marked it "
                     "non-differentiable (ctx.mark_non_differentiable)",
-                    location=f"{self.target.file}:{self.target.forward_line or self.target.line}")
+                    location=self.target.forward_location)
         return Outcome(Status.PASSED, "no differentiable outputs; the numerical gradient is zero")
 
     def _moves_outputs(self, position: int, func_out: tuple[Any, ...], positions: list[int]
@@ -671,7 +671,7 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
                            f"forward returned non-finite values in output {index}: {bad} of "
                            f"{out.numel()}. The inputs are probably outside the function's "
                            "domain: narrow them with `low`/`high` in the spec.",
-                           location=f"{target.file}:{target.forward_line or target.line}")
+                           location=target.forward_location)
     outputs = [o for o in func_out if is_diff_tensor(o)]
     if not outputs:
         return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")

@@ -48,6 +48,15 @@ class Target:
     def is_autograd_function(self) -> bool:
         return self.kind in ("function", "legacy")
 
+    @property
+    def forward_location(self) -> str:
+        """`file:line` of its forward (of the class or callable where none is known)."""
+        return f"{self.file}:{self.forward_line or self.line}"
+
+    @property
+    def backward_location(self) -> str:
+        return f"{self.file}:{self.backward_line or self.line}"
+
     def call(self, *args: Any) -> Any:
         """Run it as gradcheck would: `Function.apply`, or the callable itself."""
         if self.kind == "callable":

@@ -110,7 +110,7 @@ def float32_check(target: Target, args: list[Any], names: list[str], seed: int,
             + ". Accumulate in float64 (or float32 with care), avoid cancellations. "
             + forward_note
         ).strip()
-        outcome.location = f"{target.file}:{target.backward_line or target.line}"
+        outcome.location = target.backward_location
     return outcome
 
 
