@@ -53,22 +53,27 @@ class Cache:
             self._hashes[path] = _digest(path)
         return self._hashes[path]
 
-    def key(self, task: Task, options: RunOptions) -> str | None:
-        source = task.spec if task.spec is not None else task.module
-        content = self._hash(source.resolve())
+    def _key(self, name: str, path: Path, material: dict[str, Any]) -> str | None:
+        """The key of `material` and of `path`'s content (stored under `name`), with the
+        versions every key carries; None when the file cannot be read."""
+        resolved = path.resolve()
+        content = self._hash(resolved)
         if content is None:
             return None
-        material = {
-            "format": FORMAT, "tool": __version__, "torch": self._torch,
-            "source": str(source.resolve()), "content": content,
+        material = {"format": FORMAT, "tool": __version__, "torch": self._torch,
+                    name: str(resolved), "content": content, **material}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def key(self, task: Task, options: RunOptions) -> str | None:
+        source = task.spec if task.spec is not None else task.module
+        return self._key("source", source, {
             "function": task.function, "case": task.case.name, "device": task.device,
             "check": task.check, "settings": repr(task.settings),
             "explicit": task.explicit_checks,
             "seed": options.seed, "atol": options.atol, "rtol": options.rtol, "eps": options.eps,
             "shape": list(options.shape) if task.inferred else None,
             "mode": options.mode, "max_memory": options.max_memory,
-        }
-        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+        })
 
     def _path(self, key: str) -> Path:
         return self.folder / f"v{FORMAT}" / key[:2] / f"{key}.json"
@@ -109,12 +114,7 @@ class Cache:
         return result
 
     def _discovery_key(self, module: Path) -> str | None:
-        content = self._hash(module.resolve())
-        if content is None:
-            return None
-        material = {"format": FORMAT, "tool": __version__, "torch": self._torch,
-                    "discover": str(module.resolve()), "content": content}
-        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+        return self._key("discover", module, {})
 
     def lookup_discovery(self, module: Path) -> list[str] | None:
         """The Functions found in a bare .py before, while it and its imports are unchanged."""
