@@ -9,12 +9,17 @@ import torch
 
 from gradcheck_cli.discovery import Target
 from gradcheck_cli.errors import SpecError
-from gradcheck_cli.specfile import InputSpec, LiteralInput, TensorInput
+from gradcheck_cli.specfile import (
+    DEFAULT_HIGH,
+    DEFAULT_INT_HIGH,
+    DEFAULT_INT_LOW,
+    DEFAULT_LOW,
+    InputSpec,
+    LiteralInput,
+    TensorInput,
+)
 
 DEFAULT_SHAPE = (3, 4)
-# Uniform in [-1, 1] unless the spec says otherwise: the scale gradcheck's default
-# tolerances are tuned for, and both signs so that sign-dependent bugs show.
-DEFAULT_LOW, DEFAULT_HIGH = -1.0, 1.0
 
 
 @dataclass
@@ -102,8 +107,8 @@ def make_tensor(spec: TensorInput, generator: torch.Generator, device: str) -> t
     elif dtype == torch.bool:
         value = torch.rand(shape, generator=generator) < 0.5
     else:
-        int_low = 0 if spec.low is None else int(spec.low)
-        int_high = 10 if spec.high is None else int(spec.high)
+        int_low = DEFAULT_INT_LOW if spec.low is None else int(spec.low)
+        int_high = DEFAULT_INT_HIGH if spec.high is None else int(spec.high)
         value = torch.randint(int_low, int_high, shape, generator=generator, dtype=dtype)
     value = value.to(device)
     if spec.requires_grad:

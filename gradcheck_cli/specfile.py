@@ -26,6 +26,12 @@ SETTING_KEYS = ("devices", "checks", "seed", "atol", "rtol", "eps", "nondet_tol"
 FUNCTION_KEYS = ("inputs", "cases", *SETTING_KEYS)
 CASE_KEYS = ("name", "inputs", *SETTING_KEYS)
 TOP_KEYS = ("module", "defaults", "functions")
+# What a tensor input is drawn from when the spec gives no `low`/`high` (the tool's draw
+# and the repro scripts it writes must agree). Floats: uniform in [-1, 1], the scale
+# gradcheck's default tolerances are tuned for, both signs so that sign bugs show.
+# Integers: randint in [0, 10).
+DEFAULT_LOW, DEFAULT_HIGH = -1.0, 1.0
+DEFAULT_INT_LOW, DEFAULT_INT_HIGH = 0, 10
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name", "avoid",
                "exclude_zero")
 VALUE_KEYS = ("value", "name")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.specfile import DEFAULT_HIGH, DEFAULT_INT_HIGH, DEFAULT_INT_LOW, DEFAULT_LOW
 
 TEMPLATE = '''"""Reproduces {what} with torch.autograd only.
 
@@ -92,8 +93,8 @@ def _input_line(entry: dict[str, Any]) -> str:
         return f"inputs.append({entry['value']!r})  # {entry.get('name')}"
     shape = tuple(entry["shape"])
     dtype = str(entry["dtype"])
-    low = -1.0 if entry.get("low") is None else entry["low"]
-    high = 1.0 if entry.get("high") is None else entry["high"]
+    low = DEFAULT_LOW if entry.get("low") is None else entry["low"]
+    high = DEFAULT_HIGH if entry.get("high") is None else entry["high"]
     grad = bool(entry.get("requires_grad"))
     if dtype.startswith("complex"):
         make = f"complex_uniform({shape!r}, {low!r}, {high!r}, torch.{dtype})"
@@ -102,8 +103,8 @@ def _input_line(entry: dict[str, Any]) -> str:
     elif dtype == "bool":
         make = f"torch.rand({shape!r}, generator=generator) < 0.5"
     else:
-        int_low = 0 if entry.get("low") is None else int(entry["low"])
-        int_high = 10 if entry.get("high") is None else int(entry["high"])
+        int_low = DEFAULT_INT_LOW if entry.get("low") is None else int(entry["low"])
+        int_high = DEFAULT_INT_HIGH if entry.get("high") is None else int(entry["high"])
         make = (f"torch.randint({int_low}, {int_high}, {shape!r}, generator=generator, "
                 f"dtype=torch.{dtype})")
     return f"inputs.append(({make}).requires_grad_({grad}))  # {entry.get('name')}"
