@@ -169,8 +169,9 @@ def user_frame(exc: BaseException, prefer: Path | None = None) -> tuple[str | No
     """The innermost traceback frame in the user's code: `prefer` first, else outside libraries."""
     frames = traceback.extract_tb(exc.__traceback__)
     if prefer is not None:
+        preferred = prefer.resolve()
         for frame in reversed(frames):
-            if Path(frame.filename).resolve() == prefer.resolve():
+            if Path(frame.filename).resolve() == preferred:
                 return frame.filename, frame.lineno
     for frame in reversed(frames):
         name = frame.filename

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from gradcheck_cli.results import CheckResult
 
 
@@ -15,6 +17,12 @@ def result_id(result: CheckResult) -> str:
         params.insert(0, result.case)
     suffix = f"[{'-'.join(params)}]" if params else ""
     return f"{where}::{result.function}{suffix}"
+
+
+def file_stem(result: CheckResult, *extra: str) -> str:
+    """`Fn_case_device_check[_extra]`, safe as a file name (pictures, repro scripts)."""
+    raw = "_".join([str(result.function), result.case, result.device, result.check, *extra])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
 def format_error(value: float | None) -> str:

@@ -5,10 +5,10 @@ matplotlib is optional (`pip install 'gradcheck-cli[plot]'`); only this module i
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from gradcheck_cli.errors import UsageError
+from gradcheck_cli.report import file_stem
 from gradcheck_cli.results import CheckResult
 
 
@@ -19,11 +19,6 @@ def require_matplotlib() -> None:
     except ImportError:
         raise UsageError("--plot needs matplotlib, which is not installed",
                          hint="pip install 'gradcheck-cli[plot]'") from None
-
-
-def _name(result: CheckResult, input_name: str) -> str:
-    raw = f"{result.function}_{result.case}_{result.device}_{result.check}_{input_name}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw) + ".png"
 
 
 def save(results: list[CheckResult], folder: Path) -> list[Path]:
@@ -59,7 +54,7 @@ def save(results: list[CheckResult], folder: Path) -> list[Path]:
                 if pictures.get("downsampled") else ""
             figure.suptitle(f"{result.function} [{result.case}, {result.device}, "
                             f"{result.check}]: d outputs / d {input_name}{note}")
-            path = folder / _name(result, input_name)
+            path = folder / (file_stem(result, input_name) + ".png")
             figure.savefig(path, dpi=110)
             plt.close(figure)
             written.append(path)

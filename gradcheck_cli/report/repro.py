@@ -6,10 +6,10 @@ Inputs are redrawn exactly as gradcheck-cli draws them (same generator, same ord
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from gradcheck_cli.report import file_stem
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.specfile import DEFAULT_HIGH, DEFAULT_INT_HIGH, DEFAULT_INT_LOW, DEFAULT_LOW
 
@@ -136,9 +136,7 @@ def save(results: list[CheckResult], folder: Path) -> list[Path]:
         if (result.status is not Status.FAILED or result.recipe is None
                 or result.check not in ("gradcheck", "gradgradcheck") or not result.module):
             continue
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_",
-                      f"{result.function}_{result.case}_{result.device}_{result.check}")
-        path = folder / f"repro_{stem}.py"
+        path = folder / f"repro_{file_stem(result)}.py"
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(script(result, Path(result.module), path.name), encoding="utf-8")
         written.append(path)
