@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 POSITIVE = (0.5, 2.0)
+MATMUL = ("matmul", "mm", "bmm", "mv", "dot", "inner")  # as functions and as methods
 
 
 class Dim:
@@ -538,7 +539,7 @@ class Inference:
             size = self.ev(args[0])
             dim = size.dim if isinstance(size, _Size) else Dim()
             return _Tensor(_Shape([dim, dim]))
-        if name in ("matmul", "mm", "bmm", "mv", "dot", "inner") and len(args) >= 2:
+        if name in MATMUL and len(args) >= 2:
             return self.matmul(self.ev(args[0]), self.ev(args[1]), node, args[0], args[1])
         if name in ("outer", "ger") and len(args) == 2:
             a, b = self.ev(args[0]), self.ev(args[1])
@@ -592,7 +593,7 @@ class Inference:
                 result = self.broadcast(result, self.ev(arg), node, base_node, arg,
                                         name in ("add", "sub", "subtract", "add_", "sub_"))
             return result
-        if name in ("matmul", "mm", "bmm", "mv", "dot", "inner") and args:
+        if name in MATMUL and args:
             return self.matmul(base, self.ev(args[0]), node, base_node, args[0])
         if name in ("t", "transpose", "swapaxes", "swapdims", "permute"):
             return self.transpose(name, base, node, base_node, args)
