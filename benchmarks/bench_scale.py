@@ -35,11 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = Path(__file__).resolve().parent / "scale_ops.py"
 sys.path.insert(0, str(ROOT))
 
-from gradcheck_cli import checks  # noqa: E402
-from gradcheck_cli.discovery import Target, import_file, resolve  # noqa: E402
+from gradcheck_cli.engine.checks.checker import gradcheck  # noqa: E402
+from gradcheck_cli.engine.outcome import Outcome, Tolerances  # noqa: E402
 from gradcheck_cli.results import Status  # noqa: E402
+from gradcheck_cli.target.discovery import Target, import_file, resolve  # noqa: E402
 
-TOLERANCES = checks.Tolerances()
+TOLERANCES = Tolerances()
 BUDGET_ELEMENTS = (1 << 30) // 16  # the CLI's default --max-memory, 1 GiB
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -100,10 +101,10 @@ class Tally:
         return f"{statistics.median(self.seconds):.2f}s" if self.seconds else "-"
 
 
-def ours(name: str, args: list[Any], mode: str, seed: int) -> tuple[checks.Outcome, float]:
+def ours(name: str, args: list[Any], mode: str, seed: int) -> tuple[Outcome, float]:
     names = [f"a{i}" for i in range(len(args))]
     started = time.perf_counter()
-    outcome = checks.gradcheck(target(name), args, names, TOLERANCES, BUDGET_ELEMENTS,
+    outcome = gradcheck(target(name), args, names, TOLERANCES, BUDGET_ELEMENTS,
                                mode=mode, seed=seed)
     return outcome, time.perf_counter() - started
 
@@ -176,7 +177,7 @@ def detection(sizes: tuple[int, ...], seeds: int, slow_seeds: int | None, quick:
                   + slow_cells, flush=True)
 
 
-def _named(outcome: checks.Outcome, index: int) -> bool:
+def _named(outcome: Outcome, index: int) -> bool:
     worst = outcome.inputs[0].worst if outcome.inputs else None
     return outcome.status is Status.FAILED and worst is not None and worst.input_index == [index]
 
@@ -226,7 +227,7 @@ def exact_child(side: int) -> None:
     args = [uniform(generator, side, side) for _ in range(3)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     started = time.perf_counter()
-    outcome = checks.gradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOLERANCES,
+    outcome = gradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOLERANCES,
                                BUDGET_ELEMENTS, mode="exact")
     seconds = time.perf_counter() - started
     layout = outcome.comparison.layout if outcome.comparison else None

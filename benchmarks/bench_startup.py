@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "multiply_add.yaml"
 CUDA_ASKED = """
 import sys
-import gradcheck_cli.runner as runner
+import gradcheck_cli.execution.runner as runner
 runner._no_nvidia_devices = lambda: False
 from gradcheck_cli.cli import main
 raise SystemExit(main(sys.argv[1:]))

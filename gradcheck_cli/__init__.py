@@ -1,6 +1,23 @@
 """gradcheck-cli: check the hand-written backward of custom autograd Functions.
 
-This module only holds the version: importing it must never import torch.
+The public Python API (`gradcheck_cli.run`, `make_settings`, `Report`, ...) lives in
+`gradcheck_cli.api` and is re-exported here lazily: importing this package never imports
+torch.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = ("Report", "RunOptions", "Settings", "collect", "make_settings", "run", "run_items")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from gradcheck_cli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'gradcheck_cli' has no attribute {name!r}")

@@ -146,3 +146,12 @@ def find_config(start: str | os.PathLike[str] | None = None) -> ProjectConfig:
             if found is not None:
                 return found
     return ProjectConfig(None, {}, [])
+
+
+def project_root() -> Path:
+    """The nearest folder above the working directory holding pyproject.toml or .git."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return here

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import difflib
+import enum
 from collections.abc import Iterable
+
+
+class ExitCode(enum.IntEnum):
+    """The exit status of a run, as pytest's: the one vocabulary for every front end."""
+
+    OK = 0  # every check passed (skipped checks allowed)
+    FAILED = 1  # some check failed or errored
+    INTERRUPTED = 2  # Ctrl-C: what finished is still reported
+    INTERNAL_ERROR = 3  # a bug of gradcheck-cli
+    USAGE_ERROR = 4  # bad option, missing path, unknown name
+    NO_CHECKS = 5  # nothing collected
 
 
 class GradcheckCliError(Exception):
     """A problem the user can fix: it carries a location and, where we know one, a hint."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.FAILED
 
     def __init__(
         self,
@@ -58,7 +70,7 @@ class ModuleLoadError(GradcheckCliError):
 class UsageError(GradcheckCliError):
     """Bad command-line use: exit code 4, as pytest."""
 
-    exit_code = 4
+    exit_code = ExitCode.USAGE_ERROR
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

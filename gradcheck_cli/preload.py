@@ -25,8 +25,8 @@ quiet_torch_import()
 
 import torch  # noqa: E402,F401
 
-import gradcheck_cli.execute  # noqa: E402
-import gradcheck_cli.worker  # noqa: E402,F401
+import gradcheck_cli.execution.execute  # noqa: E402
+import gradcheck_cli.execution.worker  # noqa: E402,F401
 
 
 def _exit_now() -> None:

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from gradcheck_cli.collect import SPEC_SUFFIXES
 from gradcheck_cli.quiet import quiet_torch_import
+from gradcheck_cli.specs.collect import SPEC_SUFFIXES
 
 if TYPE_CHECKING:
+    from gradcheck_cli.execution.tasks import Task
     from gradcheck_cli.results import CheckResult
-    from gradcheck_cli.runner import RunOptions, Task
+    from gradcheck_cli.settings import RunOptions
 
 INI_SPECS = "gradcheck_specs"
 DEFAULT_PATTERNS = ("gradcheck_*.yaml", "gradcheck_*.yml")
@@ -102,36 +103,33 @@ _OPTIONS = pytest.StashKey["RunOptions"]()
 
 
 def run_options(config: pytest.Config) -> RunOptions:
-    """The engine's options for this run: `--gradcheck-device`, then the project's
-    `[tool.gradcheck-cli]` (devices, checks, seed, tolerances), as the CLI reads them."""
+    """The engine's options for this run, made by the same `settings.resolve` as the CLI's:
+    the project's `[tool.gradcheck-cli]`, with `--gradcheck-device` winning over its
+    devices. Items run in pytest's process (pytest-xdist spreads them), without the cache."""
     if _OPTIONS in config.stash:
         return config.stash[_OPTIONS]
     from gradcheck_cli.config import find_config
-    from gradcheck_cli.runner import RunOptions
-    from gradcheck_cli.specfile import CHECKS
+    from gradcheck_cli.errors import GradcheckCliError
+    from gradcheck_cli.settings import resolve
 
-    project = find_config(config.rootpath).values
     flag: list[str] | None = config.getoption("--gradcheck-device")
-    devices = flag or [d for d in project.get("devices", []) if d in ("cpu", "cuda")]
-    checks = [c for c in project.get("checks", []) if c in CHECKS]
-    options = RunOptions(
-        devices=tuple(dict.fromkeys(devices)) or None,
-        checks=tuple(dict.fromkeys(checks)) or None,
-        seed=project.get("seed"), atol=project.get("atol"), rtol=project.get("rtol"),
-        eps=project.get("eps"),
-    )
-    config.stash[_OPTIONS] = options
-    return options
+    try:
+        settings = resolve(find_config(config.rootpath), {"devices": flag, "jobs": 0,
+                                                          "cache": False})
+    except GradcheckCliError as exc:
+        raise pytest.UsageError(f"gradcheck-cli: {exc}") from None
+    config.stash[_OPTIONS] = settings.options
+    return settings.options
 
 
 class SpecFile(pytest.File):
     """A spec file: its Functions x cases x devices x checks, planned by the CLI's runner."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from gradcheck_cli.collect import display
+        from gradcheck_cli.execution.plan import plan_spec
         from gradcheck_cli.results import CheckResult
-        from gradcheck_cli.runner import plan_spec
-        from gradcheck_cli.specfile import load_spec
+        from gradcheck_cli.specs.collect import display
+        from gradcheck_cli.specs.specfile import load_spec
 
         spec = load_spec(self.path, display(self.path))
         lines = {f.name: f.line for f in spec.functions}
@@ -173,7 +171,7 @@ class SpecFile(pytest.File):
 
 def _unrunnable(task: Task) -> CheckResult | None:
     """Why the task's module or Function cannot be checked at all, found at collection."""
-    from gradcheck_cli.execute import load_target
+    from gradcheck_cli.execution.execute import load_target
     from gradcheck_cli.results import CheckResult
 
     target = load_target(task)
@@ -243,7 +241,7 @@ class CheckItem(_SpecItem):
     def runtest(self) -> None:
         import time
 
-        from gradcheck_cli.execute import execute
+        from gradcheck_cli.execution.execute import execute
         from gradcheck_cli.results import Status
 
         quiet_torch_import()

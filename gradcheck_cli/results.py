@@ -7,6 +7,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gradcheck_cli.errors import ExitCode
+
+# The `check` (and `device`) of a result made before any check ran: a spec or module that
+# does not load, a Function the module lacks. Such a result stands for all its checks.
+NO_CHECK = "-"
+
 
 def format_index(index: Sequence[int]) -> str:
     """`[0, 1]`: an element's index as messages and reports write it."""
@@ -26,6 +32,18 @@ class Status(str, enum.Enum):
     def is_problem(self) -> bool:
         """Failed or error: what the report details and CI fails on."""
         return self in (Status.FAILED, Status.ERROR)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Something the user can change to get a (better) verdict, as data.
+
+    The engine never names a flag: each front end words advice as its own command-line
+    flag, ini option or keyword argument (see `gradcheck_cli.cli.advice`).
+    """
+
+    kind: str  # dodge_kinks | avoid_zero | probe_mode | exact_mode | more_memory | one_job
+    needed: int | None = None  # bytes, for more_memory
 
 
 @dataclass
@@ -91,6 +109,12 @@ class CheckResult:
     # For --plot / --show-jacobian: input name -> {"analytical": rows, "numerical": rows,
     # "shape": [outputs, input elements], "downsampled": bool}, failing inputs only.
     jacobians: dict[str, dict[str, Any]] | None = None
+    advice: list[Advice] = field(default_factory=list)
+
+    @property
+    def before_checks(self) -> bool:
+        """A result for a problem found before any check ran (it stands for all of them)."""
+        return self.check == NO_CHECK
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -110,6 +134,7 @@ class CheckResult:
                 entry["diagnosis"] = Diagnosis(**entry["diagnosis"])
             inputs.append(InputError(**entry))
         data["inputs"] = inputs
+        data["advice"] = [Advice(**a) for a in data.get("advice") or []]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -138,19 +163,19 @@ class Summary:
         return self.passed + self.failed + self.error + self.skipped
 
     @property
-    def exit_code(self) -> int:
-        """The process exit status, as pytest's.
+    def exit_code(self) -> ExitCode:
+        """The process exit status, as pytest's: the one place that decides it.
 
         2 when interrupted, 1 when any check failed or errored, 5 when nothing was
         collected, else 0 (skipped checks do not fail a run).
         """
         if self.interrupted:
-            return 2
+            return ExitCode.INTERRUPTED
         if self.failed or self.error:
-            return 1
+            return ExitCode.FAILED
         if self.total == 0:
-            return 5
-        return 0
+            return ExitCode.NO_CHECKS
+        return ExitCode.OK
 
     def counts(self) -> dict[str, int]:
         return {

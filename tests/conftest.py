@@ -55,7 +55,7 @@ def _forget_user_modules(tmp_path_factory: pytest.TempPathFactory) -> Any:
     saved_path = list(sys.path)
     yield
     sys.path[:] = saved_path
-    from gradcheck_cli import discovery
+    from gradcheck_cli.target import discovery
 
     base = str(tmp_path_factory.getbasetemp().resolve())
     for name, module in list(sys.modules.items()):

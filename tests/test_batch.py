@@ -479,7 +479,8 @@ def test_the_worker_server_starts_before_the_cuda_question_imports_torch(
     """Where /dev cannot tell whether CUDA is there, planning imports torch to ask: the
     workers' fork server is started first, so that both imports of torch overlap. Where
     nothing needs to run (all cached), it is never started."""
-    from gradcheck_cli import pool, runner
+    from gradcheck_cli.execution import plan as runner
+    from gradcheck_cli.execution import pool
 
     write_op(GOOD, "ok.py")
     write_spec({"module": "ok.py", "functions": {"Square": {"inputs": [{"shape": [3]}]}}})
@@ -530,8 +531,9 @@ def torch_cuda() -> bool:
 def test_progress_total_of_a_bare_py_is_its_checks(tmp_path: Path) -> None:
     """A .py whose Functions are found first counts once until found, then as its checks:
     the progress bar ends at the number of results (it stops when done reaches the total)."""
-    from gradcheck_cli.collect import collect
-    from gradcheck_cli.runner import RunOptions, run
+    from gradcheck_cli.execution.runner import run
+    from gradcheck_cli.settings import RunOptions
+    from gradcheck_cli.specs.collect import collect
 
     (tmp_path / "ops.py").write_text(GOOD)
     seen: list[tuple[int, int]] = []

@@ -384,7 +384,7 @@ def test_cached_results_show_paths_as_seen_from_this_run(tmp_path: Path, cached_
 
 def test_module_level_cache_key_runs_without_torch() -> None:
     # The cache module itself must not pull torch in (a cached run never imports it).
-    script = "import sys, gradcheck_cli.cache, gradcheck_cli.runner; " \
+    script = "import sys, gradcheck_cli.execution.cache, gradcheck_cli.execution.runner; " \
              "assert 'torch' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)

@@ -12,10 +12,10 @@ import torch
 from conftest import errors_by_name, only, statuses
 from torch.autograd.gradcheck import GradcheckError
 
-from gradcheck_cli.discovery import import_file, resolve
-from gradcheck_cli.inputs import build_inputs, make_grad_outputs
-from gradcheck_cli.jacobian import as_tuple, is_diff_tensor
-from gradcheck_cli.specfile import load_spec
+from gradcheck_cli.engine.inputs import build_inputs, make_grad_outputs
+from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
+from gradcheck_cli.specs.specfile import load_spec
+from gradcheck_cli.target.discovery import import_file, resolve
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, only, statuses
 
 from gradcheck_cli import __version__
-from gradcheck_cli.discovery import import_file
+from gradcheck_cli.target.discovery import import_file
 
 GOOD = '''
 import torch

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from gradcheck_cli.cli import main
-from gradcheck_cli.scaffold import default_output, init_command, module_reference
-from gradcheck_cli.specfile import LiteralInput, TensorInput, load_spec
+from gradcheck_cli.init.scaffold import default_output, module_reference
+from gradcheck_cli.specs.specfile import LiteralInput, TensorInput, load_spec
 
 ELEMENTWISE_AND_LINEAR = '''
 import torch
@@ -135,7 +135,7 @@ def _write(folder: Path, name: str, text: str) -> Path:
 
 def _init(monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str) -> int:
     monkeypatch.chdir(cwd)
-    return init_command(list(args))
+    return main(["init", *args])
 
 
 def _inputs(spec_path: Path) -> dict[str, list[TensorInput | LiteralInput]]:

@@ -47,7 +47,7 @@ def _results() -> list[CheckResult]:
 
 
 def _parse(results: list[CheckResult], summary: Summary) -> ET.Element:
-    return ET.fromstring(junit.render(results, summary).encode("utf-8"))
+    return ET.fromstring(junit.document(results, summary).encode("utf-8"))
 
 
 def _cases(root: ET.Element) -> list[ET.Element]:
@@ -136,7 +136,7 @@ def test_markup_and_illegal_characters_are_safe() -> None:
     result.message = 'bad <tag> & "quote"\x00\x1b[31m\ud800 end'
     result.function = "Op<T>"
     summary = Summary.of([result])
-    text = junit.render([result], summary)
+    text = junit.document([result], summary)
     root = ET.fromstring(text.encode("utf-8"))
     failure = root.find(".//failure")
     assert failure is not None

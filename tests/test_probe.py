@@ -8,18 +8,20 @@ from typing import Any
 import pytest
 import torch
 
-from gradcheck_cli import checks
-from gradcheck_cli.discovery import Target, import_file, resolve
-from gradcheck_cli.inputs import build_inputs
-from gradcheck_cli.jacobian import as_tuple
-from gradcheck_cli.probe import ProbeSettings, probe_compare
+from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.inputs import build_inputs
+from gradcheck_cli.engine.jacobian import as_tuple
+from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.probe import ProbeSettings, probe_compare
 from gradcheck_cli.results import Status
-from gradcheck_cli.specfile import load_spec
+from gradcheck_cli.specs.specfile import load_spec
+from gradcheck_cli.target.discovery import Target, import_file, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ROOT / "benchmarks" / "scale_ops.py"
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
-TOL = checks.Tolerances()
+TOL = Tolerances()
 BUDGET = 1 << 26  # Jacobian elements; far more than any test here needs
 
 
@@ -67,7 +69,7 @@ def one_wrong(size: int, factor: float, seed: int) -> tuple[list[Any], int]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_single_wrong_entry_is_caught_and_localized(size, factor, seed):
     args, index = one_wrong(size, factor, seed)
-    outcome = checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+    outcome = gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
                                BUDGET, mode="probe", seed=seed)
     assert outcome.status is Status.FAILED, outcome.message
     assert outcome.mode == "probe"
@@ -93,7 +95,7 @@ def test_single_wrong_entry_is_caught_and_localized(size, factor, seed):
 def test_no_false_alarm_on_right_functions(name, size, seed):
     args = correct_args(name, size, torch.Generator().manual_seed(seed))
     names = [f"a{i}" for i in range(len(args))]
-    outcome = checks.gradcheck(target(name), args, names, TOL, BUDGET, mode="probe", seed=seed)
+    outcome = gradcheck(target(name), args, names, TOL, BUDGET, mode="probe", seed=seed)
     assert outcome.status is Status.PASSED, outcome.message
     assert outcome.mode == "probe"
     for entry in outcome.inputs:
@@ -108,7 +110,7 @@ def test_no_false_alarm_on_right_functions(name, size, seed):
 
 def test_second_order_single_wrong_entry_is_caught():
     args, index = one_wrong(5000, 1.1, seed=3)
-    outcome = checks.gradgradcheck(target("SinSecondOrderOneWrong"), args,
+    outcome = gradgradcheck(target("SinSecondOrderOneWrong"), args,
                                    ["x", "index", "factor"], TOL, BUDGET, 0, mode="probe")
     assert outcome.status is Status.FAILED, outcome.message
     assert outcome.mode == "probe"
@@ -118,14 +120,14 @@ def test_second_order_single_wrong_entry_is_caught():
     assert x_entry.diagnosis is not None and x_entry.diagnosis.kind == "second-order"
     assert all(e.passed for e in outcome.inputs[1:])
     # Its first derivative is right, and probe mode agrees.
-    first = checks.gradcheck(target("SinSecondOrderOneWrong"), one_wrong(5000, 1.1, 3)[0],
+    first = gradcheck(target("SinSecondOrderOneWrong"), one_wrong(5000, 1.1, 3)[0],
                              ["x", "index", "factor"], TOL, BUDGET, mode="probe")
     assert first.status is Status.PASSED, first.message
 
 
 def test_second_order_right_function_passes():
     args = correct_args("MulAddSin", 3000, torch.Generator().manual_seed(0))
-    outcome = checks.gradgradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOL, BUDGET, 0,
+    outcome = gradgradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOL, BUDGET, 0,
                                    mode="probe")
     assert outcome.status is Status.PASSED, outcome.message
 
@@ -145,7 +147,7 @@ def test_probes_are_reproducible_and_seeded():
 def test_probe_leaves_inputs_untouched():
     args, _ = one_wrong(3000, 2.0, seed=0)
     before = args[0].detach().clone()
-    checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL, BUDGET,
+    gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL, BUDGET,
                      mode="probe")
     assert torch.equal(args[0].detach(), before)
     assert args[0]._version == 0
@@ -156,20 +158,20 @@ def test_float32_and_non_contiguous_inputs():
     wide = uniform(generator, 40, 50)
     transposed = wide.detach().T.requires_grad_()  # a non-contiguous leaf
     assert not transposed.is_contiguous()
-    outcome = checks.gradcheck(target("Sin"), [transposed], ["x"], TOL, BUDGET, mode="probe")
+    outcome = gradcheck(target("Sin"), [transposed], ["x"], TOL, BUDGET, mode="probe")
     assert outcome.status is Status.PASSED, outcome.message
     narrow = uniform(generator, 4000).detach().float().requires_grad_()
-    outcome = checks.gradcheck(target("Sin"), [narrow], ["x"], TOL, BUDGET, mode="probe")
+    outcome = gradcheck(target("Sin"), [narrow], ["x"], TOL, BUDGET, mode="probe")
     assert outcome.status is Status.PASSED, outcome.message
     args = [narrow, 1234, 2.0]
-    outcome = checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+    outcome = gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
                                BUDGET, mode="probe")
     assert outcome.status is Status.FAILED
     assert outcome.inputs[0].worst is not None
     assert outcome.inputs[0].worst.input_index == [1234]
 
 
-def corpus_outcomes(name: str, mode: str) -> dict[str, checks.Outcome]:
+def corpus_outcomes(name: str, mode: str) -> dict[str, Outcome]:
     spec = load_spec(CORPUS / "corpus.yaml")
     function = next(f for f in spec.functions if f.name == name)
     found = target(name, CORPUS / "corpus.py")
@@ -178,10 +180,10 @@ def corpus_outcomes(name: str, mode: str) -> dict[str, checks.Outcome]:
         built = build_inputs(found, function.cases[0].inputs, 0, "cpu")
         torch.manual_seed(0)
         if check == "gradcheck":
-            outcomes[check] = checks.gradcheck(found, built.args, built.names, TOL, BUDGET,
+            outcomes[check] = gradcheck(found, built.args, built.names, TOL, BUDGET,
                                                mode=mode)
         else:
-            outcomes[check] = checks.gradgradcheck(found, built.args, built.names, TOL,
+            outcomes[check] = gradgradcheck(found, built.args, built.names, TOL,
                                                    BUDGET, 0, mode=mode)
     return outcomes
 
@@ -222,9 +224,9 @@ def test_right_within_tolerance_passes(name, size):
     # small where it looks, and says so.
     args = [uniform(torch.Generator().manual_seed(0), size)]
     if size <= 1000:
-        exact = checks.gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="exact")
+        exact = gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="exact")
         assert exact.status is Status.PASSED, exact.message
-    probe = checks.gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="probe")
+    probe = gradcheck(target(name), args, ["x"], TOL, BUDGET, mode="probe")
     assert probe.status is Status.PASSED, probe.message
     note = probe.inputs[0].note
     assert note is None or ("within atol/rtol" in note and "--mode exact" in note)

@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 import torch
 
-from gradcheck_cli import checks, cost, jacobian
-from gradcheck_cli.discovery import Target, import_file, resolve
+from gradcheck_cli.engine import cost, jacobian
+from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.outcome import Outcome, Tolerances
 from gradcheck_cli.results import Status
+from gradcheck_cli.target.discovery import Target, import_file, resolve
 
 OPS = Path(__file__).resolve().parent.parent / "benchmarks" / "scale_ops.py"
-TOL = checks.Tolerances()
+TOL = Tolerances()
 MB = 1 << 20
 
 
@@ -108,9 +111,9 @@ def test_numerical_jacobian_is_torchs_bit_for_bit():
 
 def test_checks_report_the_same_errors_in_both_layouts():
     # Medium case: a dense comparison needs ~15 MB, the nonzeros ~100 KB.
-    def run(max_memory: int) -> checks.Outcome:
+    def run(max_memory: int) -> Outcome:
         args = [uniform(i, 20, 20) for i in range(3)]
-        return checks.gradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOL, 1,
+        return gradcheck(target("MulAddSin"), args, ["a", "b", "c"], TOL, 1,
                                 mode="exact", max_memory=max_memory)
 
     dense, sparse = run(1 << 30), run(MB)
@@ -186,7 +189,7 @@ def test_nonzeros_over_the_budget_stop_the_exact_comparison():
 
 def test_forced_exact_over_the_budget_is_an_error_that_says_what_to_do():
     args = [uniform(0, 40, 40), uniform(1, 40, 40)]
-    outcome = checks.gradcheck(target("MatMul"), args, ["x", "w"], TOL, 1, mode="exact",
+    outcome = gradcheck(target("MatMul"), args, ["x", "w"], TOL, 1, mode="exact",
                                max_memory=MB)
     assert outcome.status is Status.ERROR
     assert outcome.mode == "exact"
@@ -196,7 +199,7 @@ def test_forced_exact_over_the_budget_is_an_error_that_says_what_to_do():
 
 def test_auto_falls_back_to_probe_when_exact_does_not_fit():
     args = [uniform(0, 40, 40), uniform(1, 40, 40)]
-    outcome = checks.gradcheck(target("MatMul"), args, ["x", "w"], TOL, 1, mode="auto",
+    outcome = gradcheck(target("MatMul"), args, ["x", "w"], TOL, 1, mode="auto",
                                max_memory=MB, max_seconds=1e9)
     assert outcome.status is Status.PASSED, outcome.message
     assert outcome.mode == "probe"
@@ -204,7 +207,7 @@ def test_auto_falls_back_to_probe_when_exact_does_not_fit():
 
 
 def test_auto_picks_exact_for_small_checks():
-    outcome = checks.gradcheck(target("Sin"), [uniform(0, 100)], ["x"], TOL, 1 << 26)
+    outcome = gradcheck(target("Sin"), [uniform(0, 100)], ["x"], TOL, 1 << 26)
     assert outcome.status is Status.PASSED
     assert outcome.mode == "exact" and outcome.mode_reason == ""
     assert outcome.inputs[0].worst is not None  # exact mode names an element even when right
@@ -212,7 +215,7 @@ def test_auto_picks_exact_for_small_checks():
 
 def test_auto_picks_probe_when_exact_would_take_too_long():
     args = [uniform(0, 20000), 123, 2.0]
-    outcome = checks.gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+    outcome = gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
                                1 << 26, max_seconds=0.5)
     assert outcome.mode == "probe"
     assert "over the" in outcome.mode_reason and "forward" in outcome.mode_reason
@@ -223,7 +226,7 @@ def test_auto_picks_probe_when_exact_would_take_too_long():
 
 def test_gradgradcheck_takes_the_mode_too():
     args = [uniform(0, 20000), 77, 1.1]
-    outcome = checks.gradgradcheck(target("SinSecondOrderOneWrong"), args,
+    outcome = gradgradcheck(target("SinSecondOrderOneWrong"), args,
                                    ["x", "index", "factor"], TOL, 1 << 26, 0, max_seconds=0.5)
     assert outcome.mode == "probe" and outcome.mode_reason
     assert outcome.status is Status.FAILED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import errors_by_name, only, statuses
 
-from gradcheck_cli.discovery import import_file
+from gradcheck_cli.target.discovery import import_file
 
 OPS = '''
 import torch

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import gradcheck_cli.vjp
-from gradcheck_cli import cost
-from gradcheck_cli.vjp import element_vjp, vjp
+import gradcheck_cli.engine.vjp
+from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.vjp import element_vjp, vjp
 
 
 @pytest.fixture(autouse=True)
 def _scalar_form(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has imported sympy (through torch.autograd.grad), so `vjp` would call
     torch directly: make it take the scalar form these tests are about."""
-    monkeypatch.setattr(gradcheck_cli.vjp, "_SHAPES", "module.never.imported")
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES", "module.never.imported")
 
 
 class TwoOutputs(torch.autograd.Function):
@@ -116,7 +116,7 @@ def test_a_row_equals_torchs_one_hot_row(make, torch_loaded,  # type: ignore[no-
         one_hot.view(-1)[index] = 1.0
         expected = torch.autograd.grad(out, [x], one_hot, retain_graph=True)
         if torch_loaded:  # this process has imported it (by the line above)
-            monkeypatch.setattr(gradcheck_cli.vjp, "_SHAPES",
+            monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES",
                                 "torch.fx.experimental.symbolic_shapes")
         _same(element_vjp(out, flat, index, [x]), expected)
 

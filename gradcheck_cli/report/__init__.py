@@ -1,10 +1,67 @@
-"""Reporters: views of a list of results. They format; they decide nothing."""
+"""Reporters: views of a list of results, in the REPORTERS registry. They format; they decide
+nothing.
+
+Importing this module must not import torch (nor rich): the command line's `--format`
+choices and the project config's validation read the registry. A reporter's module is
+imported only when it renders (`Reporter.load`). Adding a format is one new module with a
+`render(results, options)` function, plus one `register(Reporter(...))` line below (see
+CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
 
-from gradcheck_cli.results import CheckResult
+from gradcheck_cli.results import CheckResult, Summary
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What every reporter is given besides the results."""
+
+    summary: Summary
+    out: TextIO  # where the report goes (stdout, or a file)
+    show_jacobian: bool = False  # draw the difference Jacobian of failing inputs (table)
+
+
+Render = Callable[[list[CheckResult], ReportOptions], None]
+
+
+@dataclass(frozen=True)
+class Reporter:
+    name: str
+    summary: str  # one line, for --help and the README
+    module: str  # the module of this package whose `render(results, options)` writes it
+
+    def load(self) -> Render:
+        module = importlib.import_module(f"{__name__}.{self.module}")
+        render: Render = module.render
+        return render
+
+
+REPORTERS: dict[str, Reporter] = {}
+
+
+def register(reporter: Reporter) -> Reporter:
+    if reporter.name in REPORTERS:
+        raise ValueError(f"reporter {reporter.name!r} is registered twice")
+    REPORTERS[reporter.name] = reporter
+    return reporter
+
+
+def render(name: str, results: list[CheckResult], options: ReportOptions) -> None:
+    """Write the `name` report of `results`."""
+    REPORTERS[name].load()(results, options)
+
+
+register(Reporter("table", "a table per result, details of failures under it", "table"))
+register(Reporter("json", "one JSON document with every result and the summary", "json"))
+register(Reporter("junit", "JUnit XML, as CI test-report views read it", "junit"))
+register(Reporter("github", "GitHub Actions annotations plus the table", "github"))
 
 
 def result_id(result: CheckResult) -> str:
@@ -12,7 +69,7 @@ def result_id(result: CheckResult) -> str:
     where = result.spec or result.module or "?"
     if result.function is None:
         return where
-    params = [result.device, result.check] if result.check != "-" else []
+    params = [result.device, result.check] if not result.before_checks else []
     if result.case != "default":
         params.insert(0, result.case)
     suffix = f"[{'-'.join(params)}]" if params else ""

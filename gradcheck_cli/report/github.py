@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: it would bind the name `annotations`,
 # which this module's public function takes. The annotations below all run on 3.10.
 
+from gradcheck_cli.report import ReportOptions
 from gradcheck_cli.report.location import Position, position
 from gradcheck_cli.results import CheckResult, Status
 
@@ -19,9 +20,9 @@ def escape_property(text: str) -> str:
 
 def title(result: CheckResult) -> str:
     """`gradcheck failed: MulAddSwapped [cpu]`, `gradcheck-cli error: specs/op.yaml`."""
-    check = result.check if result.check != "-" else "gradcheck-cli"
+    check = result.check if not result.before_checks else "gradcheck-cli"
     subject = result.function or result.spec or result.module or "?"
-    params = [result.device] if result.device != "-" else []
+    params = [result.device] if not result.before_checks else []
     if result.case != "default":
         params.append(result.case)
     suffix = f" [{'-'.join(params)}]" if params and result.function else ""
@@ -55,3 +56,13 @@ def annotation(result: CheckResult) -> str:
 def annotations(results: list[CheckResult]) -> list[str]:
     """One workflow command per failed or errored result, in order; none for the rest."""
     return [annotation(r) for r in results if r.status.is_problem]
+
+
+def render(results: list[CheckResult], options: ReportOptions) -> None:
+    """The table, then the annotations (GitHub reads them anywhere in the log)."""
+    from gradcheck_cli.report import table
+
+    table.render(results, options)
+    options.out.flush()
+    for line in annotations(results):
+        options.out.write(line + "\n")

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from gradcheck_cli import __version__
+from gradcheck_cli.report import ReportOptions
 from gradcheck_cli.results import CheckResult, Summary
 
 
@@ -22,7 +23,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def render(results: list[CheckResult], summary: Summary) -> str:
+def document(results: list[CheckResult], summary: Summary) -> str:
     capabilities = {
         f"{r.spec or r.module}::{r.function}[{r.case}]": r.capabilities
         for r in results if r.capabilities is not None
@@ -35,3 +36,7 @@ def render(results: list[CheckResult], summary: Summary) -> str:
                     "exit_code": summary.exit_code},
     }
     return json.dumps(doc, indent=2)
+
+
+def render(results: list[CheckResult], options: ReportOptions) -> None:
+    options.out.write(document(results, options.summary) + "\n")

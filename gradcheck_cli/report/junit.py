@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from gradcheck_cli.report import format_error
+from gradcheck_cli.report import ReportOptions, format_error
 from gradcheck_cli.report.location import position
 from gradcheck_cli.results import CheckResult, InputError, Status, Summary, format_index
 
@@ -41,10 +41,10 @@ def classname(result: CheckResult) -> str:
 
 def testcase_name(result: CheckResult) -> str:
     """`gradcheck[cpu]`, `gradcheck[cpu-wide]`; `collect` for problems found before checking."""
-    params = [result.device] if result.device != "-" else []
+    params = [result.device] if not result.before_checks else []
     if result.case != "default":
         params.append(result.case)
-    base = result.check if result.check != "-" else "collect"
+    base = result.check if not result.before_checks else "collect"
     return base + (f"[{'-'.join(params)}]" if params else "")
 
 
@@ -114,7 +114,7 @@ def _testcase(suite: ET.Element, result: CheckResult) -> None:
     outcome.text = xml_safe(details(result))
 
 
-def render(results: list[CheckResult], summary: Summary) -> str:
+def document(results: list[CheckResult], summary: Summary) -> str:
     """The whole report: one <testsuites> holding one <testsuite> with a <testcase> per result."""
     counts = {"tests": str(summary.total), "failures": str(summary.failed),
               "errors": str(summary.error), "skipped": str(summary.skipped),
@@ -125,3 +125,7 @@ def render(results: list[CheckResult], summary: Summary) -> str:
         _testcase(suite, result)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render(results: list[CheckResult], options: ReportOptions) -> None:
+    options.out.write(document(results, options.summary) + "\n")

@@ -11,7 +11,12 @@ from typing import Any
 
 from gradcheck_cli.report import file_stem
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.specfile import DEFAULT_HIGH, DEFAULT_INT_HIGH, DEFAULT_INT_LOW, DEFAULT_LOW
+from gradcheck_cli.specs.specfile import (
+    DEFAULT_HIGH,
+    DEFAULT_INT_HIGH,
+    DEFAULT_INT_LOW,
+    DEFAULT_LOW,
+)
 
 TEMPLATE = '''"""Reproduces {what} with torch.autograd only.
 
@@ -118,7 +123,7 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
     template = GRADCHECK if result.check == "gradcheck" else GRADGRADCHECK
     call = template.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
                            rtol=recipe.get("rtol", 1e-3), seed=seed)
-    from gradcheck_cli.discovery import package_root
+    from gradcheck_cli.target.discovery import package_root
 
     root, dotted = package_root(module_path.resolve())
     return TEMPLATE.format(

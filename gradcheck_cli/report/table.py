@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report import format_error, result_id
+from gradcheck_cli.report import ReportOptions, format_error, result_id
 from gradcheck_cli.results import CheckResult, Status, Summary, format_index
 
 STYLES = {
@@ -206,9 +207,22 @@ def _notes(results: list[CheckResult]) -> list[Text]:
     return notes
 
 
-def render(console: Console, results: list[CheckResult], summary: Summary,
-           show_jacobian: bool = False) -> None:
-    plain = [r for r in results if r.check != "capabilities"]
+def console_for(out: TextIO) -> Console:
+    """A console over `out`: the terminal's width, else (a pipe, a file) 120 columns unless
+    COLUMNS says otherwise."""
+    console = Console(file=out, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(file=out, highlight=False, width=120)
+    return console
+
+
+def render(results: list[CheckResult], options: ReportOptions) -> None:
+    write(console_for(options.out), results, options.summary, options.show_jacobian)
+
+
+def write(console: Console, results: list[CheckResult], summary: Summary,
+          show_jacobian: bool = False) -> None:
+    plain = [r for r in results if r.capabilities is None]
     if plain:
         console.print(build_table(plain))
     capabilities = capability_table(results)

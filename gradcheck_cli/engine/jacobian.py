@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli import cost
-from gradcheck_cli.vjp import element_vjp, vjp
+from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.vjp import element_vjp, vjp
 
 Fn = Callable[..., Any]
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.checks import Outcome
-from gradcheck_cli.contract import explain
-from gradcheck_cli.discovery import Target
-from gradcheck_cli.inputs import make_grad_outputs
-from gradcheck_cli.jacobian import as_tuple, diff_positions, is_diff_tensor, unravel
+from gradcheck_cli.engine.contract import explain
+from gradcheck_cli.engine.inputs import make_grad_outputs
+from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor, unravel
+from gradcheck_cli.engine.outcome import Outcome
+from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import InputError, Status, Worst
-from gradcheck_cli.vjp import vjp
+from gradcheck_cli.target.discovery import Target
 
 # float32 carries ~7 significant digits; a few roundings through forward and backward
 # leave errors of ~1e-6 relative. 1e-4 relative (with a 1e-5 floor) flags only real

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gradcheck_cli import yamlsource
 from gradcheck_cli.errors import SpecError, did_you_mean
-from gradcheck_cli.yamlsource import LocDict, LocList, Mark
+from gradcheck_cli.specs import yamlsource
+from gradcheck_cli.specs.yamlsource import LocDict, LocList, Mark
 
 CHECKS = ("gradcheck", "gradgradcheck")  # run by default
 # Every check a spec or --check may name: the defaults, the float32 consistency check and

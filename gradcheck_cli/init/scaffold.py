@@ -19,18 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from gradcheck_cli.errors import GradcheckCliError, UsageError
-from gradcheck_cli.quiet import quiet_torch_import
-from gradcheck_cli.runner import user_output_to_stderr
-from gradcheck_cli.shape_inference import POSITIVE, Dim, Inference, Settings
+from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.init.shape_inference import POSITIVE, Dim, Inference, Settings
+from gradcheck_cli.streams import user_output_to_stderr
 
 if TYPE_CHECKING:
-    from gradcheck_cli.discovery import Target
-    from gradcheck_cli.specfile import InputSpec
+    from gradcheck_cli.specs.specfile import InputSpec
+    from gradcheck_cli.target.discovery import Target
 
-EXIT_OK, EXIT_INTERNAL = 0, 3  # other exit codes come from cli.invoke
 PLACEHOLDER = (3, 4)
 SIZES = (3, 4, 2, 5, 6, 7, 8, 9, 10, 11)  # distinct, so a transposed dim shows in the check
 NON_FINITE = "forward returned non-finite values"
@@ -161,7 +157,7 @@ class _Sizer:
 def guess(target: Target, forward: ast.FunctionDef | None, none_grads: set[int],
           settings: Settings) -> _Guess:
     """One guess at the inputs of `target`, from forward's AST."""
-    from gradcheck_cli.specfile import LiteralInput, TensorInput
+    from gradcheck_cli.specs.specfile import LiteralInput, TensorInput
 
     names = [p.name for p in target.params]
     defaults = {p.name: p.default for p in target.params if p.has_default}
@@ -248,8 +244,8 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
     """Run forward and backward once on CPU; None when they run, else what went wrong."""
     import torch
 
-    from gradcheck_cli.inputs import build_inputs
-    from gradcheck_cli.vjp import vjp
+    from gradcheck_cli.engine.inputs import build_inputs
+    from gradcheck_cli.engine.vjp import vjp
 
     try:
         built = build_inputs(target, tuple(specs), 0, "cpu")
@@ -274,7 +270,7 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
 def _with_domain(specs: list[InputSpec]) -> list[InputSpec]:
     from dataclasses import replace
 
-    from gradcheck_cli.specfile import TensorInput
+    from gradcheck_cli.specs.specfile import TensorInput
 
     return [replace(s, low=POSITIVE[0], high=POSITIVE[1])
             if isinstance(s, TensorInput) and s.low is None else s for s in specs]
@@ -315,7 +311,7 @@ def _first_that_runs(target: Target, tried: list[_Guess]) -> tuple[_Guess, str |
     """The first guess forward and backward run with (widened into forward's domain when
     its outputs are not finite), marking what differs from the first guess; else the
     first guess and its error."""
-    from gradcheck_cli.specfile import TensorInput
+    from gradcheck_cli.specs.specfile import TensorInput
 
     first_error: str | None = None
     seen: list[list[InputSpec]] = []
@@ -343,7 +339,7 @@ def _first_that_runs(target: Target, tried: list[_Guess]) -> tuple[_Guess, str |
 
 
 def _entry_yaml(spec: InputSpec) -> str:
-    from gradcheck_cli.specfile import TensorInput
+    from gradcheck_cli.specs.specfile import TensorInput
 
     if isinstance(spec, TensorInput):
         parts = [f"shape: [{', '.join(map(str, spec.shape))}]"]
@@ -414,8 +410,8 @@ def _needs_quotes(text: str) -> bool:
 
 def write_spec(path: Path, output: Path, force: bool) -> tuple[Path, list[Draft]]:
     """Import `path`, draft every Function, write the spec to `output`."""
-    from gradcheck_cli.collect import display
-    from gradcheck_cli.discovery import find_functions, import_file
+    from gradcheck_cli.specs.collect import display
+    from gradcheck_cli.target.discovery import find_functions, import_file
 
     if output.exists() and not force:
         raise GradcheckCliError(f"{display(output)} already exists; not overwriting it",
@@ -431,49 +427,3 @@ def write_spec(path: Path, output: Path, force: bool) -> tuple[Path, list[Draft]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return output, drafts
-
-
-@click.command(name="init", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Where to write the spec. Default: specs/<stem>.yaml when ./specs/ exists, "
-                   "else <stem>.yaml beside the .py file.")
-@click.option("--force", is_flag=True, help="Overwrite the spec if it exists.")
-def command(path: Path, output: Path | None, force: bool) -> int:
-    """Write a starter spec for every autograd Function defined in PATH (a .py file).
-
-    Shapes are guessed from how forward uses each argument and tried once on CPU;
-    what could not be guessed is marked TODO.
-    """
-    from gradcheck_cli.collect import display
-    from gradcheck_cli.specfile import load_spec
-
-    if path.suffix != ".py":
-        raise UsageError(f"not a Python file: {path}", hint="give the .py file that defines "
-                         "your torch.autograd.Function subclasses")
-    if output is None:
-        output = default_output(path)
-    elif output.is_dir():
-        output = output / f"{path.stem}.yaml"
-    quiet_torch_import()
-    written, drafts = write_spec(path, output, force)
-    check = load_spec(written, display(written))
-    if check.error is not None or any(f.error for f in check.functions):
-        problem = check.error or next(f.error for f in check.functions if f.error)
-        click.echo(f"gradcheck-cli init: internal error: the spec written does not load: "
-                   f"{problem}", err=True)
-        return EXIT_INTERNAL
-    names = ", ".join(d.name for d in drafts)
-    click.echo(f"wrote {display(written)}: {len(drafts)} Function(s) ({names})")
-    todos = sum(d.todos for d in drafts)
-    if todos:
-        click.echo(f"{todos} place(s) marked TODO need a look")
-    click.echo(f"next: gradcheck-cli {display(written)}")
-    return EXIT_OK
-
-
-def init_command(argv: list[str]) -> int:
-    """Run `gradcheck-cli init ARGV...`; returns the exit code."""
-    from gradcheck_cli.cli import invoke
-
-    return invoke(command, list(argv), "gradcheck-cli init")

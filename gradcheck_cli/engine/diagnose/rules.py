@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gradcheck_cli.jacobian import InputStats, unravel
+from gradcheck_cli.engine.jacobian import InputStats, unravel
 from gradcheck_cli.results import Diagnosis, format_index
 
 # probe(position, flat_index, step) -> the flat outputs with that input element moved by step

@@ -14,10 +14,11 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
-from gradcheck_cli.collect import display
 from gradcheck_cli.errors import GradcheckCliError
-from gradcheck_cli.results import CheckResult
-from gradcheck_cli.runner import Job, RunOptions, Task, error_result, next_job, task_result
+from gradcheck_cli.execution.tasks import Job, Task, error_result, next_job, task_result
+from gradcheck_cli.results import NO_CHECK, CheckResult
+from gradcheck_cli.settings import RunOptions
+from gradcheck_cli.specs.collect import display
 
 Handler = Callable[[tuple[object, ...], Job], list[Job]]
 
@@ -45,7 +46,7 @@ def start_server() -> None:
 
 class _Worker:
     def __init__(self, context: Any, options: RunOptions, import_autograd: bool) -> None:
-        from gradcheck_cli.worker import worker_main
+        from gradcheck_cli.execution.worker import worker_main
 
         parent, child = context.Pipe()
         self.conn: Connection = parent
@@ -199,7 +200,7 @@ class WorkerPool:
             task = job.tasks[0]
             broken = task_result(task, self.options, f"{why} while importing the module{hint}")
             broken.function = None
-            broken.device = broken.check = "-"
+            broken.device = broken.check = NO_CHECK
             broken.duration = spent
             handle(("result", 0, broken.to_dict(), []), job)
             return

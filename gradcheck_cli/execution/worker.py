@@ -11,9 +11,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.execution.tasks import Job, error_result
 from gradcheck_cli.quiet import quiet_torch_import
 from gradcheck_cli.results import Status
-from gradcheck_cli.runner import Job, RunOptions, error_result, user_output_to_stderr
+from gradcheck_cli.settings import RunOptions
+from gradcheck_cli.streams import user_output_to_stderr
 
 Message = tuple[object, ...]
 _deps: dict[Path, list[str]] = {}
@@ -36,7 +38,7 @@ def local_files(module_path: Path) -> list[str]:
     module_path = module_path.resolve()
     if module_path in _deps:
         return _deps[module_path]
-    from gradcheck_cli.discovery import package_root
+    from gradcheck_cli.target.discovery import package_root
 
     roots = {package_root(module_path)[0].resolve()}
     project = project_root(module_path)
@@ -59,10 +61,10 @@ def local_files(module_path: Path) -> list[str]:
 
 def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
     """Run one job in this process, yielding ("start", i), ("result", i, dict, deps), ..."""
-    from gradcheck_cli.execute import execute
+    from gradcheck_cli.execution.execute import execute
 
     if job.discover is not None:
-        from gradcheck_cli.discovery import find_functions, import_file
+        from gradcheck_cli.target.discovery import find_functions, import_file
 
         yield ("import",)  # the pool's deadline covers a module that hangs at import
         try:
@@ -75,7 +77,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         yield ("discovered", names, local_files(job.discover))
         return
     if job.tasks:
-        from gradcheck_cli.discovery import import_file
+        from gradcheck_cli.target.discovery import import_file
 
         task = job.tasks[0]
         yield ("import",)
@@ -114,7 +116,7 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
     # The parent runs one check per core: more threads per check would only contend.
     torch.set_num_threads(1)
     if import_autograd:
-        from gradcheck_cli.vjp import import_autograd_shapes
+        from gradcheck_cli.engine.vjp import import_autograd_shapes
 
         import_autograd_shapes()
     conn.send(("ready",))

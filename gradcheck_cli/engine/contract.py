@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gradcheck_cli.discovery import Target, user_frame
+from gradcheck_cli.target.discovery import Target, user_frame
 
 
 @dataclass

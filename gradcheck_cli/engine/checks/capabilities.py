@@ -11,11 +11,13 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli import checks
-from gradcheck_cli.discovery import Target
-from gradcheck_cli.inputs import make_grad_outputs
-from gradcheck_cli.jacobian import as_tuple, is_diff_tensor
-from gradcheck_cli.vjp import vjp
+from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.inputs import make_grad_outputs
+from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
+from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.vjp import vjp
+from gradcheck_cli.target.discovery import Target
 
 Capability = dict[str, str]
 NAMES = ("first_order", "second_order", "forward_ad", "vmap", "undefined_grad",
@@ -38,7 +40,7 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def _from_outcome(outcome: checks.Outcome) -> Capability:
+def _from_outcome(outcome: Outcome) -> Capability:
     if outcome.status.value == "passed":
         return _ok()
     return _fail(_first_line(outcome.message) or outcome.status.value)
@@ -99,7 +101,7 @@ def _guard(probe: Callable[[], Capability]) -> Capability:
         return _fail(f"{type(exc).__name__}: {_first_line(str(exc))}")
 
 
-def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolerances,
+def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
            budget: int, seed: int, mode: str = "auto") -> dict[str, Capability]:
     """Probe every capability on these inputs (CPU), CUDA ones where CUDA exists.
 
@@ -108,13 +110,13 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolera
     engine: dict[str, Any] = {"mode": mode, "max_memory": budget, "seed": seed}
     found: dict[str, Capability] = {}
     found["first_order"] = _from_outcome(
-        checks.gradcheck(target, _fresh(args), names, tol, budget // 16, **engine))
+        gradcheck(target, _fresh(args), names, tol, budget // 16, **engine))
     engine.pop("seed")
     if target.once_differentiable:
         found["second_order"] = _na("backward is @once_differentiable")
     else:
         found["second_order"] = _from_outcome(
-            checks.gradgradcheck(target, _fresh(args), names, tol, budget // 16, seed, **engine))
+            gradgradcheck(target, _fresh(args), names, tol, budget // 16, seed, **engine))
     found["forward_ad"] = _guard(lambda: _forward_ad(target, args, tol))
     found["vmap"] = _guard(lambda: _vmap(target, args))
     found["undefined_grad"] = _guard(lambda: _undefined(target, args, seed))
@@ -124,13 +126,13 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: checks.Tolera
         found["cpu_cuda_agreement"] = _na("CUDA not available")
     else:
         found["cuda"] = _from_outcome(
-            checks.gradcheck(target, _fresh(args, "cuda"), names, tol, budget // 16,
+            gradcheck(target, _fresh(args, "cuda"), names, tol, budget // 16,
                              mode=mode, max_memory=budget, seed=seed))
         found["cpu_cuda_agreement"] = _guard(lambda: _agreement(target, args, seed))
     return found
 
 
-def _forward_ad(target: Target, args: list[Any], tol: checks.Tolerances) -> Capability:
+def _forward_ad(target: Target, args: list[Any], tol: Tolerances) -> Capability:
     if target.is_autograd_function and not _overrides(target, "jvp"):
         return _na("no jvp staticmethod (forward-mode AD not implemented)")
     try:

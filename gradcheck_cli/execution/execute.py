@@ -8,35 +8,37 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli import checks
-from gradcheck_cli.collect import display
-from gradcheck_cli.contract import explain, legacy_message
-from gradcheck_cli.discovery import Target, candidate_names, import_file, resolve
+from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.float32 import float32_check
+from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.contract import explain, legacy_message
+from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe, infer_inputs
+from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.resources import check_fits, jacobian_budget
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
-from gradcheck_cli.inputs import build_inputs, check_arity, describe, infer_inputs
-from gradcheck_cli.precision import float32_check
-from gradcheck_cli.resources import check_fits, jacobian_budget
-from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.runner import (
-    RunOptions,
+from gradcheck_cli.execution.tasks import (
     Task,
     error_result,
     reproduce_command,
     task_result,
     worker_count,
 )
-from gradcheck_cli.specfile import InputSpec, TensorInput
+from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.settings import RunOptions
+from gradcheck_cli.specs.collect import display
+from gradcheck_cli.specs.specfile import InputSpec, TensorInput
+from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
 
-TORCH_DEFAULTS = checks.Tolerances()
+TORCH_DEFAULTS = Tolerances()
 
 
-def tolerances(task: Task, options: RunOptions) -> checks.Tolerances:
+def tolerances(task: Task, options: RunOptions) -> Tolerances:
     settings = task.settings
 
     def pick(flag: float | None, spec: float | None, default: float) -> float:
         return flag if flag is not None else spec if spec is not None else default
 
-    return checks.Tolerances(
+    return Tolerances(
         eps=pick(options.eps, settings.eps, TORCH_DEFAULTS.eps),
         atol=pick(options.atol, settings.atol, TORCH_DEFAULTS.atol),
         rtol=pick(options.rtol, settings.rtol, TORCH_DEFAULTS.rtol),
@@ -67,7 +69,7 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
     """Run one check; every problem, ours included, becomes a result rather than an exception.
 
     A module that does not import, or a Function the module lacks, gives a result with
-    check "-" (and function None for the module), which the runner reports once.
+    check NO_CHECK (and function None for the module), which the runner reports once.
     """
     result = task_result(task, options, status=Status.PASSED)
     target = load_target(task, task.case.name)
@@ -144,12 +146,12 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
             _capabilities(result, checked, args, names, tol, budget, attempt_seed, options.mode)
             return
         if task.check == "gradcheck":
-            outcome = checks.gradcheck(checked, args, names, tol, budget // 16, seed=attempt_seed,
+            outcome = gradcheck(checked, args, names, tol, budget // 16, seed=attempt_seed,
                                        mode=mode, max_memory=budget)
         elif task.check == "float32":
             outcome = float32_check(checked, args, names, attempt_seed)
         else:
-            outcome = checks.gradgradcheck(checked, args, names, tol, budget // 16, attempt_seed,
+            outcome = gradgradcheck(checked, args, names, tol, budget // 16, attempt_seed,
                                            first_order_ok=first_order_ok, mode=mode,
                                            max_memory=budget)
         if not _only_kinks(outcome):
@@ -179,8 +181,8 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
 
 
 def _capabilities(result: CheckResult, target: Target, args: list[Any], names: list[str],
-                  tol: checks.Tolerances, budget: int, seed: int, mode: str) -> None:
-    from gradcheck_cli.capabilities import matrix
+                  tol: Tolerances, budget: int, seed: int, mode: str) -> None:
+    from gradcheck_cli.engine.checks.capabilities import matrix
 
     found = matrix(target, args, names, tol, budget, seed, mode)
     result.capabilities = found
@@ -206,7 +208,7 @@ def downsample(matrix: torch.Tensor, limit: int = PICTURE_LIMIT) -> torch.Tensor
     return out
 
 
-def failing_jacobians(outcome: checks.Outcome) -> dict[str, dict[str, Any]]:
+def failing_jacobians(outcome: Outcome) -> dict[str, dict[str, Any]]:
     """Analytical and numerical Jacobian blocks of the failing inputs, shrunk for pictures."""
     kept: dict[str, dict[str, Any]] = {}
     comparison = outcome.comparison
@@ -230,7 +232,7 @@ def failing_jacobians(outcome: checks.Outcome) -> dict[str, dict[str, Any]]:
     return kept
 
 
-def _only_kinks(outcome: checks.Outcome) -> bool:
+def _only_kinks(outcome: Outcome) -> bool:
     failing = [e for e in outcome.inputs if not e.passed]
     return (outcome.status is Status.FAILED and bool(failing)
             and all(e.diagnosis is not None and e.diagnosis.kind == "kink" for e in failing))

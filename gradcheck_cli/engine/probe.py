@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.jacobian import (
+from gradcheck_cli.engine.jacobian import (
     Comparison,
     InputStats,
     _count_rows,

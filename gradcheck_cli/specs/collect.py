@@ -40,7 +40,7 @@ def looks_like_spec(path: Path) -> bool:
     """
     import yaml
 
-    from gradcheck_cli.specfile import TOP_KEYS
+    from gradcheck_cli.specs.specfile import TOP_KEYS
 
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -65,7 +65,7 @@ def might_define_functions(path: Path) -> bool:
 
 def specs_referencing(folder: Path) -> dict[Path, list[Path]]:
     """module file -> the specs in `folder` whose `module:` names it."""
-    from gradcheck_cli.specfile import load_spec
+    from gradcheck_cli.specs.specfile import load_spec
 
     found: dict[Path, list[Path]] = {}
     for spec_path in _walk_specs(folder):

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck_cli import __version__
-from gradcheck_cli.collect import display
+from gradcheck_cli.execution.tasks import Task
 from gradcheck_cli.results import CheckResult, Status
-from gradcheck_cli.runner import RunOptions, Task
+from gradcheck_cli.settings import RunOptions
+from gradcheck_cli.specs.collect import display
 
 FORMAT = 1
 

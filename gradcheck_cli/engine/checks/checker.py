@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from gradcheck_cli import cost
-from gradcheck_cli.contract import explain
-from gradcheck_cli.diagnose import Block, diagnose_first_order, diagnose_second_order
-from gradcheck_cli.discovery import Target
-from gradcheck_cli.inputs import make_grad_outputs
-from gradcheck_cli.jacobian import (
+from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.contract import explain
+from gradcheck_cli.engine.diagnose.rules import Block, diagnose_first_order, diagnose_second_order
+from gradcheck_cli.engine.jacobian import (
     Comparison,
     ExactTooLarge,
     InputStats,
@@ -40,9 +37,11 @@ from gradcheck_cli.jacobian import (
     sizes_of,
     unravel,
 )
-from gradcheck_cli.probe import probe_compare
+from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.probe import probe_compare
+from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import Diagnosis, InputError, Status, Worst, format_index
-from gradcheck_cli.vjp import vjp
+from gradcheck_cli.target.discovery import Target
 
 Fn = Callable[..., Any]
 
@@ -51,28 +50,6 @@ NONZERO_SAMPLE_ROWS = 8
 # Inputs larger than this are checked for "no differentiable output, yet it moves" by one
 # random-direction difference rather than one central difference per element.
 SMALL_INPUT = 4096
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    eps: float = 1e-6
-    atol: float = 1e-5
-    rtol: float = 1e-3
-    nondet_tol: float = 0.0
-
-
-@dataclass
-class Outcome:
-    """What one check found; the runner adds where it came from."""
-
-    status: Status
-    message: str = ""
-    inputs: list[InputError] = field(default_factory=list)
-    location: str | None = None
-    mode: str = "exact"  # "exact" | "probe": how the Jacobians were compared
-    comparison: Comparison | None = None
-    names: list[str] = field(default_factory=list)
-    mode_reason: str = ""  # why auto mode chose probe (empty otherwise)
 
 
 class _Stop(Exception):
@@ -87,7 +64,7 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-class _Checker:
+class Checker:
     """One first-order check of `fn` at `args`: torch's sub-checks, in torch's order."""
 
     def __init__(self, target: Target, fn: Fn, args: list[Any], names: list[str],
@@ -645,58 +622,5 @@ def gradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tol
     `max_seconds`, else probe. `seed` makes the probes reproducible.
     """
     budget = cost.memory_budget(max_elements, max_memory)
-    return _Checker(target, target.call, args, names, tolerances, budget, "first", mode=mode,
+    return Checker(target, target.call, args, names, tolerances, budget, "first", mode=mode,
                     seed=seed, max_seconds=max_seconds).run()
-
-
-def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tolerances,
-                  max_elements: int, seed: int, first_order_ok: bool | None = None, *,
-                  mode: str = "auto", max_memory: int | None = None,
-                  max_seconds: float = cost.DEFAULT_EXACT_SECONDS) -> Outcome:
-    """Second-order check: gradcheck of (inputs, grad_outputs) -> backward's gradients,
-    in the same modes as `gradcheck` (the function checked runs backward with
-    create_graph, so a probe's backward is a double backward)."""
-    cost.check_mode(mode)
-    try:
-        func_out = as_tuple(target.call(*args))
-    except Exception as exc:
-        why = explain(exc, target, names, "forward")
-        return Outcome(Status.ERROR, why.message, location=why.location)
-    for index, out in enumerate(func_out):
-        if isinstance(out, torch.Tensor) and (out.is_floating_point() or out.is_complex()) \
-                and not bool(torch.isfinite(out.detach()).all()):
-            # As gradcheck: non-finite outputs mean the inputs are outside the domain.
-            bad = int((~torch.isfinite(out.detach())).sum())
-            return Outcome(Status.ERROR,
-                           f"forward returned non-finite values in output {index}: {bad} of "
-                           f"{out.numel()}. The inputs are probably outside the function's "
-                           "domain: narrow them with `low`/`high` in the spec.",
-                           location=target.forward_location)
-    outputs = [o for o in func_out if is_diff_tensor(o)]
-    if not outputs:
-        return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")
-    grad_outputs = make_grad_outputs(tuple(outputs), seed)
-    count = len(grad_outputs)
-    positions = diff_positions(args)
-    returned: list[int] = []  # which inputs' gradients the last call returned
-
-    def first_derivatives(*all_args: Any) -> tuple[torch.Tensor, ...]:
-        inputs = all_args[:-count]
-        outs = [o for o in as_tuple(target.call(*inputs)) if is_diff_tensor(o)]
-        grads = vjp(outs, [inputs[i] for i in positions], all_args[-count:], create_graph=True)
-        returned[:] = [p for p, g in zip(positions, grads) if g is not None]
-        return tuple(g for g in grads if g is not None)
-
-    grad_names = (["grad_output"] if count == 1
-                  else [f"grad_output{i}" for i in range(count)])
-
-    def output_name(index: int) -> str:
-        if index < len(returned):
-            return f"grad of `{names[returned[index]]}`"
-        return f"output {index}"
-
-    budget = cost.memory_budget(max_elements, max_memory)
-    checker = _Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
-                       tolerances, budget, "second", output_name, first_order_ok, mode=mode,
-                       seed=seed, max_seconds=max_seconds)
-    return checker.run()

@@ -6,8 +6,8 @@ import math
 import os
 from collections.abc import Sequence
 
-from gradcheck_cli.cost import human_bytes
-from gradcheck_cli.specfile import InputSpec, TensorInput
+from gradcheck_cli.engine.cost import human_bytes
+from gradcheck_cli.specs.specfile import InputSpec, TensorInput
 
 _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "complex128": 16,
              "complex64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1,

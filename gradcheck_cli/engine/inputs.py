@@ -7,9 +7,8 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.discovery import Target
 from gradcheck_cli.errors import SpecError
-from gradcheck_cli.specfile import (
+from gradcheck_cli.specs.specfile import (
     DEFAULT_HIGH,
     DEFAULT_INT_HIGH,
     DEFAULT_INT_LOW,
@@ -18,6 +17,7 @@ from gradcheck_cli.specfile import (
     LiteralInput,
     TensorInput,
 )
+from gradcheck_cli.target.discovery import Target
 
 DEFAULT_SHAPE = (3, 4)
 

@@ -1,0 +1,25 @@
+"""The command line: pick the verb, run it through the one error handler, return the exit code.
+
+Importing this package must not import torch: `--help`, `--version` and completion stay
+instant, and a fully cached run never imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from gradcheck_cli.cli.handler import invoke, started_now
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (pytest's convention)."""
+    started_now()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "init":
+        from gradcheck_cli.cli.init import command as init
+
+        return invoke(init, args[1:], "gradcheck-cli init")
+    from gradcheck_cli.cli.check import command
+
+    return invoke(command, args, "gradcheck-cli")

@@ -1,0 +1,1 @@
+"""Tensors in, outcomes out: inputs, Jacobians, probes, contracts, checks and diagnosis; no I/O."""

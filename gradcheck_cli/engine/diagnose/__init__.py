@@ -1,0 +1,1 @@
+"""Diagnosis: a Jacobian mismatch -> the most likely bug, one rule per kind."""

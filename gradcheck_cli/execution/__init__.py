@@ -1,0 +1,1 @@
+"""Running: tasks and records, planning, the worker pool, workers, the cache."""

@@ -1,0 +1,222 @@
+"""Plan -> results: expand specs into tasks, reuse cached passes, run the rest, never stop early.
+
+Planning reads YAML only; the user's modules are imported where the checks run (in worker
+processes, see `pool`, or in this process with `jobs=0`), so a module that hangs, aborts
+or raises at import costs only its own results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gradcheck_cli.engine import cost
+from gradcheck_cli.execution.plan import (
+    _BEFORE_TORCH_IMPORT,
+    cuda_possible,
+    discovered_tasks,
+    group,
+    plan_spec,
+)
+from gradcheck_cli.execution.tasks import (
+    Job,
+    RunOutcome,
+    Task,
+    next_job,
+    task_result,
+    worker_count,
+)
+from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.settings import RunOptions
+from gradcheck_cli.specs.collect import Item, display
+from gradcheck_cli.specs.specfile import TensorInput
+
+if TYPE_CHECKING:
+    from gradcheck_cli.execution.cache import Cache
+
+Progress = Callable[[CheckResult, int, int], None]
+ORDER_STRIDE = 1_000_000  # room for each path's tasks in the report order
+
+
+class _Collector:
+    """Orders results, merges the duplicates a broken module or Function produces."""
+
+    def __init__(self, on_result: Progress | None) -> None:
+        self.by_order: dict[float, CheckResult] = {}
+        self.broken: set[tuple[str | None, str | None, str | None]] = set()
+        self.on_result = on_result
+        self.total = 0
+
+    def known_broken(self, task: Task) -> bool:
+        spec = display(task.spec) if task.spec else None
+        module = display(task.module)
+        return ((spec, module, None) in self.broken
+                or (spec, module, task.function) in self.broken)
+
+    def add(self, order: float, result: CheckResult) -> None:
+        if result.before_checks:
+            # A module that does not import, or a Function it lacks: one result, not one per check.
+            key = (result.spec, result.module, result.function)
+            if key in self.broken:
+                return
+            self.broken.add(key)
+        self.by_order[order] = result
+        if self.on_result is not None:
+            self.on_result(result, len(self.by_order), self.total)
+
+    def results(self) -> list[CheckResult]:
+        return [self.by_order[k] for k in sorted(self.by_order)]
+
+
+def run(items: list[Item], options: RunOptions, on_result: Progress | None = None,
+        on_start: Callable[[int], None] | None = None) -> RunOutcome:
+    """Check everything in `items`; Ctrl-C stops cleanly with what finished so far."""
+    from gradcheck_cli.execution.cache import Cache
+
+    outcome = RunOutcome()
+    collector = _Collector(on_result)
+    cache = Cache(options.cache_dir) if options.cache_dir is not None else None
+    started = False
+
+    def start_workers_server() -> None:
+        nonlocal started
+        if not started and options.jobs != 0:
+            from gradcheck_cli.execution.pool import start_server
+
+            start_server()
+            started = True
+
+    to_run: list[Task] = []
+    discover: list[Job] = []
+    _BEFORE_TORCH_IMPORT.append(start_workers_server)
+    try:
+        for index, item in enumerate(items):
+            # Results are reported in the order of the paths given, then of the plan.
+            order = index * ORDER_STRIDE
+            if item.kind == "module":
+                job = Job(tasks=[], discover=item.path, order_base=order)
+                # A bare .py whose Functions were found before, and which has not changed
+                # since, is planned here without importing it (nor torch).
+                names = cache.lookup_discovery(item.path) if cache is not None else None
+                if names is None:
+                    discover.append(job)
+                else:
+                    to_run.extend(_discovered(job, names, options, collector, cache))
+            else:
+                tasks: list[Task] = []
+                for entry in plan_spec(item.path, options):
+                    order += 1
+                    if isinstance(entry, CheckResult):
+                        collector.add(float(order), entry)
+                    else:
+                        entry.order = order
+                        tasks.append(entry)
+                to_run.extend(_not_yet_known(tasks, options, collector, cache))
+            if to_run or discover:
+                # Something must run: workers will be needed, start loading torch for them.
+                start_workers_server()
+        collector.total = len(collector.by_order) + len(to_run) + len(discover)
+        if on_start is not None:
+            on_start(collector.total)
+        if to_run or discover:
+            _execute_all(to_run, discover, options, collector, cache)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        _BEFORE_TORCH_IMPORT.remove(start_workers_server)
+    outcome.results = collector.results()
+    return outcome
+
+
+def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector,
+                   cache: Cache | None) -> list[Task]:
+    """Record the results known without running (CUDA absent, cached passes); the rest."""
+    to_run: list[Task] = []
+    for task in tasks:
+        if task.device.startswith("cuda") and not cuda_possible():
+            skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
+            collector.add(float(task.order), skipped)
+            continue
+        hit = cache.lookup(task, options) if cache is not None else None
+        if hit is not None:
+            collector.add(float(task.order), hit)
+        else:
+            to_run.append(task)
+    return to_run
+
+
+def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Collector,
+                cache: Cache | None) -> list[Task]:
+    """The tasks of the Functions found in a bare .py, less those already known."""
+    assert job.discover is not None
+    new = list(discovered_tasks(job.discover, names, options))
+    for offset, task in enumerate(new, start=1):
+        task.order = job.order_base + offset
+    collector.total += len(new)
+    return _not_yet_known(new, options, collector, cache)
+
+
+def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
+                 collector: _Collector, cache: Cache | None) -> None:
+    # Bare .py files are imported in a worker to find their Functions first.
+    jobs = group(tasks) + discover
+
+    def record(job: Job, task: Task | None, result: CheckResult, deps: list[str]) -> None:
+        collector.add(float(task.order if task is not None else job.order_base), result)
+        if cache is not None and task is not None:
+            cache.store(task, options, result, deps)
+
+    def found(job: Job, names: list[str], deps: list[str]) -> list[Job]:
+        assert job.discover is not None
+        if cache is not None:
+            cache.store_discovery(job.discover, names, deps)
+        collector.total -= 1  # the discovery counted as one until its checks were known
+        new = _discovered(job, names, options, collector, cache)
+        return group(new)
+
+    workers = min(worker_count(options), max(1, len(jobs)))
+    calls = sum(cost.vector_backward_calls(_input_numels(task))
+                for task in tasks if task.check == "gradgradcheck")
+    warm = cost.worth_importing_autograd(calls / workers)
+    if options.jobs == 0:
+        from gradcheck_cli.execution.worker import run_job_here
+
+        if warm:
+            from gradcheck_cli.engine.vjp import import_autograd_shapes
+
+            import_autograd_shapes()
+        queue = deque(jobs)
+        while (job := next_job(queue, collector.known_broken)) is not None:
+            for message in run_job_here(job, options):
+                queue.extend(_handle(message, job, record, found))
+    else:
+        from gradcheck_cli.execution.pool import WorkerPool
+
+        with WorkerPool(workers, options, import_autograd=warm) as pool:
+            pool.run(jobs, lambda message, job: _handle(message, job, record, found),
+                     collector.known_broken)
+
+
+def _input_numels(task: Task) -> list[int]:
+    """The sizes of the tensors a task's spec declares (none when they are inferred)."""
+    inputs = task.case.inputs or ()
+    return [math.prod(i.shape) for i in inputs if isinstance(i, TensorInput)]
+
+
+def _handle(message: tuple[object, ...], job: Job,
+            record: Callable[[Job, Task | None, CheckResult, list[str]], None],
+            found: Callable[[Job, list[str], list[str]], list[Job]]) -> list[Job]:
+    """Apply one worker message; returns new jobs (from a discovery)."""
+    kind = message[0]
+    if kind == "result":
+        _, index, data, deps = message
+        assert isinstance(index, int) and isinstance(data, dict) and isinstance(deps, list)
+        task = job.tasks[index] if job.tasks else None
+        record(job, task, CheckResult.from_dict(data), deps)
+    elif kind == "discovered":
+        _, names, deps = message
+        assert isinstance(names, list) and isinstance(deps, list)
+        return found(job, names, deps)
+    return []

@@ -1,0 +1,1 @@
+"""`init`: drafting starter specs from a user file, with shape inference from its AST."""

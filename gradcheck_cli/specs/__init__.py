@@ -1,0 +1,1 @@
+"""Spec files: YAML with line marks, spec records and their parsing, and path collection."""
