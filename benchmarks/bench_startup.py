@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "multiply_add.yaml"
 CUDA_ASKED = """
 import sys
-import gradcheck_cli.execution.runner as runner
-runner._no_nvidia_devices = lambda: False
+import gradcheck_cli.execution.plan as plan
+plan.nvidia_nodes_absent = lambda: False
 from gradcheck_cli.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """

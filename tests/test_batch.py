@@ -479,47 +479,38 @@ def test_the_worker_server_starts_before_the_cuda_question_imports_torch(
     """Where /dev cannot tell whether CUDA is there, planning imports torch to ask: the
     workers' fork server is started first, so that both imports of torch overlap. Where
     nothing needs to run (all cached), it is never started."""
-    from gradcheck_cli.execution import plan as runner
-    from gradcheck_cli.execution import pool
+    import torch
+
+    from gradcheck_cli.execution import plan, pool
 
     write_op(GOOD, "ok.py")
     write_spec({"module": "ok.py", "functions": {"Square": {"inputs": [{"shape": [3]}]}}})
     events: list[str] = []
     real_start = pool.start_server
+    real_available = torch.cuda.is_available
     monkeypatch.setattr(pool, "start_server", lambda: (events.append("server"), real_start()))
-    monkeypatch.setattr(runner, "_no_nvidia_devices", lambda: False)
-    runner.cuda_possible.cache_clear()
-    monkeypatch.setattr(runner, "_BEFORE_TORCH_IMPORT",
-                        _Recording(runner._BEFORE_TORCH_IMPORT, events))
+    monkeypatch.setattr(torch.cuda, "is_available",
+                        lambda: (events.append("cuda asked"), real_available())[1])
+    # A machine where /dev cannot tell, so torch must be asked.
+    monkeypatch.setattr(plan, "nvidia_nodes_absent", lambda: False)
+    plan.forget_cuda_answer()
     try:
         doc = run_json("spec.yaml", "-j", "1", "--cache-dir", str(tmp_path / "cache"),
                        cpu_only=False, in_process=False)
-        assert events[:2] == ["cuda question", "server"]
+        assert events[:2] == ["server", "cuda asked"]
         statuses = {(r["device"], r["check"]): r["status"] for r in doc["results"]}
         assert statuses[("cpu", "gradcheck")] == "passed"
         # The default devices are the ones torch's answer allows.
         assert (("cuda", "gradcheck") in statuses) == torch_cuda()
         events.clear()
-        runner.cuda_possible.cache_clear()
+        plan.forget_cuda_answer()
         again = run_json("spec.yaml", "--device", "cpu", "-j", "1", "--cache-dir",
                          str(tmp_path / "cache"), cpu_only=False, in_process=False)
         assert {r["status"] for r in again["results"]} == {"passed"}
         assert all(r.get("cached") for r in again["results"])
         assert events == []
     finally:
-        runner.cuda_possible.cache_clear()
-
-
-class _Recording(list):  # type: ignore[type-arg]
-    """The hook list, noting when the hooks run (the CUDA question is being asked)."""
-
-    def __init__(self, hooks: list[Any], events: list[str]) -> None:
-        super().__init__(hooks)
-        self.events = events
-
-    def __iter__(self) -> Any:
-        self.events.append("cuda question")
-        return super().__iter__()
+        plan.forget_cuda_answer()
 
 
 def torch_cuda() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gradcheck_cli.results import InputError, Status
+from gradcheck_cli.results import Advice, InputError, Status
 
 if TYPE_CHECKING:
     from gradcheck_cli.engine.jacobian import Comparison
@@ -34,6 +34,7 @@ class Outcome:
     mode_reason: str = ""  # why auto mode chose probe (empty otherwise)
     # The capabilities check: feature -> {"status": ok|fail|n/a, "reason": ...}
     capabilities: dict[str, dict[str, str]] | None = None
+    advice: list[Advice] = field(default_factory=list)  # what the user could change
 
 
 @dataclass

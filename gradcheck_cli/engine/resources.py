@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from gradcheck_cli.engine.cost import human_bytes
+from gradcheck_cli.results import Advice
 from gradcheck_cli.specs.specfile import InputSpec, TensorInput
 
 _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "complex128": 16,
@@ -39,8 +40,9 @@ def input_bytes(specs: Sequence[InputSpec]) -> int:
                for s in specs if isinstance(s, TensorInput))
 
 
-def check_fits(specs: Sequence[InputSpec], workers: int) -> str | None:
-    """Why this check cannot fit in memory (with how to shrink it), or None when it fits."""
+def check_fits(specs: Sequence[InputSpec], workers: int) -> tuple[str, list[Advice]] | None:
+    """Why this check cannot fit in memory (with how to shrink it, and advice for the
+    front end to word), or None when it fits."""
     free = available_memory()
     if free is None:
         return None
@@ -49,13 +51,11 @@ def check_fits(specs: Sequence[InputSpec], workers: int) -> str | None:
     need = inputs * WORKING_SET_FACTOR
     if need <= share:
         return None
-    advice = "shrink the input shapes in the spec"
-    if workers > 1 and need <= free:
-        advice += ", or run one check at a time (-j 1)"
+    advice = [Advice("one_job")] if workers > 1 and need <= free else []
     return (f"this check needs about {human_bytes(need)} (inputs of {human_bytes(inputs)}, "
             f"about {WORKING_SET_FACTOR}x that while checking) but only {human_bytes(share)} is "
-            "free "
-            f"for each of {workers} worker(s): {advice}")
+            f"free for each of {workers} worker(s): shrink the input shapes in the spec",
+            advice)
 
 
 def jacobian_budget(requested: int, workers: int) -> int:

@@ -8,12 +8,11 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.engine.checks.checker import gradcheck
-from gradcheck_cli.engine.checks.float32 import float32_check
-from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.engine.contract import explain, legacy_message
 from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe, infer_inputs
-from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
+from gradcheck_cli.engine.pictures import failing_jacobians
 from gradcheck_cli.engine.resources import check_fits, jacobian_budget
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.execution.tasks import (
@@ -28,6 +27,7 @@ from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import InputSpec, TensorInput
 from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
+from gradcheck_cli.target.module import module_target
 
 TORCH_DEFAULTS = Tolerances()
 
@@ -92,47 +92,75 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
     return result
 
 
-def _execute(task: Task, target: Target, options: RunOptions, result: CheckResult,
-             first_order_ok: bool | None) -> None:
-    seed = result.seed or 0
-    result.line = target.line
-    result.location = f"{display(target.file)}:{target.line}"
+def _not_checkable(task: Task, target: Target, result: CheckResult) -> bool:
+    """Settle the results known without running the check (no CUDA, a legacy Function, a
+    double backward of a @once_differentiable backward); whether one was."""
     if task.device.startswith("cuda") and not torch.cuda.is_available():
         result.status = Status.SKIPPED
         result.message = "CUDA not available"
-        return
+        return True
     if target.kind == "legacy":
         result.status = Status.ERROR
         result.message = legacy_message(target)
         result.location = f"{display(target.file)}:{target.forward_line or target.line}"
-        return
-    if task.check == "gradgradcheck" and target.once_differentiable:
+        return True
+    if CHECKS[task.check].double_backward and target.once_differentiable:
         reason = (f"{target.name}.backward is decorated @once_differentiable, so it has no "
                   "second derivative")
         if task.explicit_checks:
             result.status = Status.FAILED
-            result.message = reason + ", but gradgradcheck was asked for explicitly"
+            result.message = reason + f", but {task.check} was asked for explicitly"
             result.location = f"{display(target.file)}:{target.backward_line or target.line}"
         else:
             result.status = Status.SKIPPED
             result.message = reason
+        return True
+    return False
+
+
+def _execute(task: Task, target: Target, options: RunOptions, result: CheckResult,
+             first_order_ok: bool | None) -> None:
+    result.line = target.line
+    result.location = f"{display(target.file)}:{target.line}"
+    if _not_checkable(task, target, result):
         return
     specs = task.case.inputs
     if specs is None:
-        shape = options.shape
-        specs = infer_inputs(target, shape)
+        specs = infer_inputs(target, options.shape)
     else:
         check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
     workers = worker_count(options)
     too_big = check_fits(specs, workers)
     if too_big is not None:
         result.status = Status.ERROR
-        result.message = too_big
+        result.message, result.advice = too_big
         return
     tol = tolerances(task, options)
     budget = jacobian_budget(options.max_memory, workers)  # bytes of Jacobian per check
-    mode = options.mode
-    tried = []
+    outcome, names, attempt_seed, tried = _run_check(task, target, specs, options, tol, budget,
+                                                     result.seed or 0, first_order_ok)
+    if tried and attempt_seed not in tried:
+        outcome.message = (f"inputs redrawn to dodge kinks (seed {', '.join(map(str, tried))} "
+                           f"put elements at a non-differentiable point; used seed "
+                           f"{attempt_seed}). " + outcome.message).strip()
+        result.seed = attempt_seed
+    _record(result, outcome, options)
+    if target.kind != "module":
+        result.recipe = {"inputs": recipe(specs, names), "eps": tol.eps, "atol": tol.atol,
+                         "rtol": tol.rtol}
+    if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):
+        # Guessed inputs that forward rejects: the fix is a spec, so show one to fill in.
+        result.message = _inferred_hint(target, specs, names, outcome.message, options.shape)
+
+
+def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options: RunOptions,
+               tol: Tolerances, budget: int, seed: int, first_order_ok: bool | None
+               ) -> tuple[Outcome, list[str], int, list[int]]:
+    """Run the task's registered check, on redrawn inputs while the only failures sit at
+    kinks and `dodge_kinks` allows; the outcome, the input names, the seed used and the
+    seeds given up."""
+    run = CHECKS[task.check].load()
+    tried: list[int] = []
     for attempt in range(4 if options.dodge_kinks else 1):
         attempt_seed = seed + attempt
         built = build_inputs(target, specs, attempt_seed, task.device)
@@ -142,131 +170,34 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
                                                  task.settings.init or {}, attempt_seed,
                                                  task.device)
         torch.manual_seed(attempt_seed)
-        if task.check == "capabilities":
-            _capabilities(result, checked, args, names, tol, budget, attempt_seed, options.mode)
-            return
-        if task.check == "gradcheck":
-            outcome = gradcheck(checked, args, names, tol, budget // 16, seed=attempt_seed,
-                                       mode=mode, max_memory=budget)
-        elif task.check == "float32":
-            outcome = float32_check(checked, args, names, attempt_seed)
-        else:
-            outcome = gradgradcheck(checked, args, names, tol, budget // 16, attempt_seed,
-                                           first_order_ok=first_order_ok, mode=mode,
-                                           max_memory=budget)
+        context = CheckContext(checked, args, names, tol, budget, attempt_seed,
+                               mode=options.mode, first_order_ok=first_order_ok)
+        outcome: Outcome = run(context)
         if not _only_kinks(outcome):
             break
         tried.append(attempt_seed)
-    if tried and attempt_seed not in tried:
-        outcome.message = (f"inputs redrawn to dodge kinks (seed {', '.join(map(str, tried))} "
-                           f"put elements at a non-differentiable point; used seed "
-                           f"{attempt_seed}). " + outcome.message).strip()
-        result.seed = attempt_seed
+    return outcome, built.names, attempt_seed, tried
+
+
+def _record(result: CheckResult, outcome: Outcome, options: RunOptions) -> None:
+    """Copy what the check found onto the result."""
     result.status = outcome.status
     result.message = outcome.message
     result.inputs = outcome.inputs
     result.mode = outcome.mode
     result.mode_reason = outcome.mode_reason
+    result.capabilities = outcome.capabilities
+    result.advice = list(outcome.advice)
     if options.keep_jacobians and outcome.status is Status.FAILED:
         result.jacobians = failing_jacobians(outcome) or None
-    if target.kind != "module":
-        result.recipe = {"inputs": recipe(specs, built.names), "eps": tol.eps, "atol": tol.atol,
-                         "rtol": tol.rtol}
     if outcome.location:
         result.location = _shown(outcome.location)
-    if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):
-        # Guessed inputs that forward rejects: the fix is a spec, so show one to fill in.
-        result.message = _inferred_hint(target, specs, built.names, outcome.message,
-                                        options.shape)
-
-
-def _capabilities(result: CheckResult, target: Target, args: list[Any], names: list[str],
-                  tol: Tolerances, budget: int, seed: int, mode: str) -> None:
-    from gradcheck_cli.engine.checks.capabilities import matrix
-
-    found = matrix(target, args, names, tol, budget, seed, mode)
-    result.capabilities = found
-    failing = {k: v for k, v in found.items() if v["status"] == "fail"}
-    result.status = Status.FAILED if failing else Status.PASSED
-    result.message = "; ".join(f"{k}: {v['reason']}" for k, v in failing.items())
-
-
-PICTURE_LIMIT = 64  # rows and columns of a kept Jacobian picture
-
-
-def downsample(matrix: torch.Tensor, limit: int = PICTURE_LIMIT) -> torch.Tensor:
-    """At most limit x limit cells, each the entry of largest magnitude in its block, so a
-    single wrong element still shows after shrinking."""
-    rows = torch.tensor_split(torch.arange(matrix.shape[0]), min(limit, matrix.shape[0]))
-    cols = torch.tensor_split(torch.arange(matrix.shape[1]), min(limit, matrix.shape[1]))
-    out = torch.zeros((len(rows), len(cols)), dtype=matrix.dtype)
-    for i, r in enumerate(rows):
-        band = matrix[r]
-        for j, c in enumerate(cols):
-            block = band[:, c].reshape(-1)
-            out[i, j] = block[int(block.abs().argmax())]
-    return out
-
-
-def failing_jacobians(outcome: Outcome) -> dict[str, dict[str, Any]]:
-    """Analytical and numerical Jacobian blocks of the failing inputs, shrunk for pictures."""
-    kept: dict[str, dict[str, Any]] = {}
-    comparison = outcome.comparison
-    if comparison is None:
-        return kept
-    failing = {e.index for e in outcome.inputs if not e.passed}
-    for stat in comparison.inputs:
-        analytical = getattr(stat, "analytical", None)
-        numerical = getattr(stat, "numerical", None)
-        if stat.position not in failing or analytical is None or numerical is None:
-            continue
-        if analytical.is_complex() or numerical.is_complex():
-            continue
-        a, n = analytical.detach().double().cpu(), numerical.detach().double().cpu()
-        small_a, small_n = downsample(a), downsample(n)
-        kept[outcome.names[stat.position]] = {
-            "analytical": small_a.tolist(), "numerical": small_n.tolist(),
-            "difference": downsample(a - n).tolist(),
-            "shape": list(a.shape), "downsampled": tuple(small_a.shape) != tuple(a.shape),
-        }
-    return kept
 
 
 def _only_kinks(outcome: Outcome) -> bool:
     failing = [e for e in outcome.inputs if not e.passed]
     return (outcome.status is Status.FAILED and bool(failing)
             and all(e.diagnosis is not None and e.diagnosis.kind == "kink" for e in failing))
-
-
-def module_target(target: Target, args: list[Any], names: list[str], init: dict[str, Any],
-                  seed: int, device: str) -> tuple[Target, list[Any], list[str]]:
-    """An nn.Module as a function of (inputs, parameters), via torch.func.functional_call.
-
-    The parameters become inputs named as in `named_parameters()` (`fc1.weight`), so each
-    gets its own per-input error.
-    """
-    torch.manual_seed(seed)
-    try:
-        instance = target.obj(**init)
-    except Exception as exc:
-        why = explain(exc, target, names, "__init__")
-        hint = None if init else "give its constructor arguments under `init:` in the spec"
-        raise GradcheckCliError(f"constructing {target.name}(**init) failed: {why.message}",
-                                file=display_path(why.file) if why.file else None,
-                                line=why.line, hint=hint) from None
-    instance = instance.to(device=device, dtype=torch.float64)
-    named = [(n, p) for n, p in instance.named_parameters() if p.requires_grad]
-    params = [p.detach().clone().requires_grad_(True) for _, p in named]
-    count = len(args)
-
-    def call(*all_args: Any) -> Any:
-        weights = {n: a for (n, _), a in zip(named, all_args[count:])}
-        return torch.func.functional_call(instance, weights, tuple(all_args[:count]))
-
-    wrapped = Target(name=target.name, kind="callable", obj=call, file=target.file,
-                     line=target.line, params=target.params, forward_line=target.forward_line,
-                     backward_line=target.forward_line)
-    return wrapped, [*args, *params], [*names, *(n for n, _ in named)]
 
 
 def recipe(specs: tuple[InputSpec, ...], names: list[str]) -> list[dict[str, Any]]:

@@ -2,55 +2,63 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from gradcheck_cli.engine.checks import CHECKS, default_checks
 from gradcheck_cli.errors import SpecError
 from gradcheck_cli.execution.tasks import Job, Task, error_result
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
-from gradcheck_cli.specs.specfile import CHECKS, CaseSpec, CheckSettings, SpecFile, load_spec
-
-# Called just before this process imports torch to ask about CUDA: `run` starts the fork
-# server there, so that its import of torch and this one overlap.
-_BEFORE_TORCH_IMPORT: list[Callable[[], None]] = []
+from gradcheck_cli.specs.specfile import CaseSpec, CheckSettings, SpecFile, load_spec
 
 
-def _no_nvidia_devices() -> bool:
+def nvidia_nodes_absent() -> bool:
+    """Whether /dev tells for sure that there is no CUDA device (Linux without /dev/nvidia*)."""
     return sys.platform.startswith("linux") and not any(Path("/dev").glob("nvidia*"))
 
 
-@functools.cache
-def cuda_possible() -> bool:
+_CUDA_ANSWER: list[bool] = []  # torch's answer, once asked in this process
+
+
+def forget_cuda_answer() -> None:
+    """Ask again next time (tests and benchmarks that change what /dev shows)."""
+    _CUDA_ANSWER.clear()
+
+
+def cuda_possible(before_import: Callable[[], None] | None = None) -> bool:
     """Whether CUDA could be available, answered without importing torch where we can.
 
     On Linux a CUDA device needs /dev/nvidia* nodes: with none, the answer is no and a
-    fully cached run never pays for `import torch`.
+    fully cached run never pays for `import torch`. Otherwise torch is asked, once per
+    process; `before_import` runs just before (the runner starts its fork server there, so
+    that the two imports of torch overlap).
     """
-    if _no_nvidia_devices():
+    if nvidia_nodes_absent():
         return False
-    for hook in _BEFORE_TORCH_IMPORT:
-        hook()
-    import torch
+    if not _CUDA_ANSWER:
+        if before_import is not None:
+            before_import()
+        import torch
 
-    return bool(torch.cuda.is_available())
+        _CUDA_ANSWER.append(bool(torch.cuda.is_available()))
+    return _CUDA_ANSWER[0]
 
 
-def default_devices() -> tuple[str, ...]:
-    return ("cpu", "cuda") if cuda_possible() else ("cpu",)
+def default_devices(before_import: Callable[[], None] | None = None) -> tuple[str, ...]:
+    return ("cpu", "cuda") if cuda_possible(before_import) else ("cpu",)
 
 
 def _selected(name: str, options: RunOptions) -> bool:
     return not options.functions or name in options.functions
 
 
-def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None
-              ) -> Iterator[Task | CheckResult]:
+def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None,
+              before_torch: Callable[[], None] | None = None) -> Iterator[Task | CheckResult]:
     """The tasks of one spec file (reading YAML only, unless given it already loaded), or
-    error results for its problems."""
+    error results for its problems. `before_torch` runs if torch must be asked about CUDA."""
     if spec is None:
         spec = load_spec(path, display(path))
     if spec.error is not None or spec.module is None:
@@ -69,38 +77,52 @@ def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None
             settings = function.settings.merged(case.settings)
             yield from expand(spec.module, path, function.name, case, settings,
                               inferred=case.inputs is None, options=options,
-                              spec_line=case.line or function.line)
+                              spec_line=case.line or function.line, before_torch=before_torch)
+
+
+def chosen_checks(options: RunOptions, settings: CheckSettings) -> tuple[str, ...]:
+    """The checks to run: the command line's, else the spec's, else the registry's defaults;
+    plus those switched on by their opt-in key (`float32: true`, --capabilities)."""
+    checks = list(options.checks or settings.checks or default_checks())
+    for kind in CHECKS.values():
+        key = kind.opt_in_key
+        if key and kind.name not in checks and (getattr(options, key, False)
+                                                or getattr(settings, key, False)):
+            checks.append(kind.name)
+    return tuple(checks)
 
 
 def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings: CheckSettings,
-           inferred: bool, options: RunOptions, spec_line: int | None) -> Iterator[Task]:
+           inferred: bool, options: RunOptions, spec_line: int | None,
+           before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
     """One task per device and check, as the flags, else the spec, else the defaults say."""
-    devices = options.devices or settings.devices or default_devices()
-    checks = options.checks or settings.checks or CHECKS
-    if (options.float32 or settings.float32) and "float32" not in checks:
-        checks = (*checks, "float32")
+    devices = options.devices or settings.devices or default_devices(before_torch)
+    checks = chosen_checks(options, settings)
     explicit = options.checks is not None or settings.checks is not None
+
+    def task(device: str, check: str) -> Task:
+        return Task(module=module, spec=spec, function=name, case=case, device=device,
+                    check=check, settings=settings, inferred=inferred,
+                    explicit_checks=explicit, spec_line=spec_line)
+
     for device in devices:
         for check in checks:
-            if check == "capabilities":
-                continue
-            yield Task(module=module, spec=spec, function=name, case=case, device=device,
-                       check=check, settings=settings, inferred=inferred,
-                       explicit_checks=explicit, spec_line=spec_line)
-    if options.capabilities or "capabilities" in checks:
-        # One matrix per Function x case: it probes CUDA itself where CUDA exists.
-        yield Task(module=module, spec=spec, function=name, case=case, device="cpu",
-                   check="capabilities", settings=settings, inferred=inferred,
-                   explicit_checks=explicit, spec_line=spec_line)
+            if not CHECKS[check].once_per_case:
+                yield task(device, check)
+    for check in checks:
+        if CHECKS[check].once_per_case:
+            # One result per Function x case (the capability matrix probes CUDA itself).
+            yield task("cpu", check)
 
 
-def discovered_tasks(path: Path, names: list[str], options: RunOptions) -> Iterator[Task]:
+def discovered_tasks(path: Path, names: list[str], options: RunOptions,
+                     before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
     """Tasks with inferred inputs for the Functions found in a bare .py file."""
     for name in names:
         if _selected(name, options):
             case = CaseSpec("default", None, CheckSettings(), None)
             yield from expand(path, None, name, case, CheckSettings(), inferred=True,
-                              options=options, spec_line=None)
+                              options=options, spec_line=None, before_torch=before_torch)
 
 
 def group(tasks: list[Task]) -> list[Job]:

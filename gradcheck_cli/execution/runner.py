@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.execution.plan import (
-    _BEFORE_TORCH_IMPORT,
     cuda_possible,
     discovered_tasks,
     group,
@@ -43,8 +43,11 @@ ORDER_STRIDE = 1_000_000  # room for each path's tasks in the report order
 class _Collector:
     """Orders results, merges the duplicates a broken module or Function produces."""
 
-    def __init__(self, on_result: Progress | None) -> None:
+    def __init__(self, on_result: Progress | None,
+                 before_torch: Callable[[], None] | None = None) -> None:
         self.by_order: dict[float, CheckResult] = {}
+        # Runs just before this process imports torch to ask about CUDA.
+        self.before_torch = before_torch
         self.broken: set[tuple[str | None, str | None, str | None]] = set()
         self.on_result = on_result
         self.total = 0
@@ -76,8 +79,6 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     from gradcheck_cli.execution.cache import Cache
 
     outcome = RunOutcome()
-    collector = _Collector(on_result)
-    cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     started = False
 
     def start_workers_server() -> None:
@@ -88,9 +89,12 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             start_server()
             started = True
 
+    # Where torch must be asked about CUDA, the fork server starts first, so that its import
+    # of torch and this process's overlap.
+    collector = _Collector(on_result, before_torch=start_workers_server)
+    cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     to_run: list[Task] = []
     discover: list[Job] = []
-    _BEFORE_TORCH_IMPORT.append(start_workers_server)
     try:
         for index, item in enumerate(items):
             # Results are reported in the order of the paths given, then of the plan.
@@ -106,7 +110,7 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
                     to_run.extend(_discovered(job, names, options, collector, cache))
             else:
                 tasks: list[Task] = []
-                for entry in plan_spec(item.path, options):
+                for entry in plan_spec(item.path, options, before_torch=start_workers_server):
                     order += 1
                     if isinstance(entry, CheckResult):
                         collector.add(float(order), entry)
@@ -124,8 +128,6 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             _execute_all(to_run, discover, options, collector, cache)
     except KeyboardInterrupt:
         outcome.interrupted = True
-    finally:
-        _BEFORE_TORCH_IMPORT.remove(start_workers_server)
     outcome.results = collector.results()
     return outcome
 
@@ -135,7 +137,7 @@ def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector
     """Record the results known without running (CUDA absent, cached passes); the rest."""
     to_run: list[Task] = []
     for task in tasks:
-        if task.device.startswith("cuda") and not cuda_possible():
+        if task.device.startswith("cuda") and not cuda_possible(collector.before_torch):
             skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
             collector.add(float(task.order), skipped)
             continue
@@ -151,7 +153,7 @@ def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Col
                 cache: Cache | None) -> list[Task]:
     """The tasks of the Functions found in a bare .py, less those already known."""
     assert job.discover is not None
-    new = list(discovered_tasks(job.discover, names, options))
+    new = list(discovered_tasks(job.discover, names, options, collector.before_torch))
     for offset, task in enumerate(new, start=1):
         task.order = job.order_base + offset
     collector.total += len(new)
@@ -178,7 +180,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
 
     workers = min(worker_count(options), max(1, len(jobs)))
     calls = sum(cost.vector_backward_calls(_input_numels(task))
-                for task in tasks if task.check == "gradgradcheck")
+                for task in tasks if CHECKS[task.check].double_backward)
     warm = cost.worth_importing_autograd(calls / workers)
     if options.jobs == 0:
         from gradcheck_cli.execution.worker import run_job_here

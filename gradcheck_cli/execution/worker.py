@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.execution.tasks import Job, error_result
 from gradcheck_cli.quiet import quiet_torch_import
@@ -94,7 +95,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         with user_output_to_stderr():
             result = execute(task, options, first_order_ok=first_order_ok)
         result.duration = time.perf_counter() - started
-        if task.check == "gradcheck":
+        if CHECKS[task.check].first_order:
             first_order_ok = result.status is Status.PASSED
         deps = local_files(task.module) if result.status is Status.PASSED else []
         yield ("result", index, result.to_dict(), deps)

@@ -8,14 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gradcheck_cli.engine.checks import check_names
 from gradcheck_cli.errors import SpecError, did_you_mean
 from gradcheck_cli.specs import yamlsource
 from gradcheck_cli.specs.yamlsource import LocDict, LocList, Mark
 
-CHECKS = ("gradcheck", "gradgradcheck")  # run by default
-# Every check a spec or --check may name: the defaults, the float32 consistency check and
-# the capability matrix.
-ALL_CHECKS = (*CHECKS, "float32", "capabilities")
 TENSOR_DTYPES = (
     "float64", "float32", "float16", "bfloat16", "complex128", "complex64",
     "int64", "int32", "int16", "int8", "uint8", "bool",
@@ -361,7 +358,7 @@ def _parse_settings(body: LocDict, ctx: _Context) -> CheckSettings:
                         hint="e.g. `init: {in_features: 3, out_features: 2}`")
     return CheckSettings(
         devices=_strings(body, "devices", None, ctx),
-        checks=_strings(body, "checks", ALL_CHECKS, ctx),
+        checks=_strings(body, "checks", check_names(), ctx),
         seed=seed,
         float32=float32,
         init=_plain(init) if init is not None else None,

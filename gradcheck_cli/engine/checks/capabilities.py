@@ -15,8 +15,9 @@ from gradcheck_cli.engine.checks.checker import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
-from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.vjp import vjp
+from gradcheck_cli.results import Status
 from gradcheck_cli.target.discovery import Target
 
 Capability = dict[str, str]
@@ -101,11 +102,21 @@ def _guard(probe: Callable[[], Capability]) -> Capability:
         return _fail(f"{type(exc).__name__}: {_first_line(str(exc))}")
 
 
+def run(context: CheckContext) -> Outcome:
+    """The capability matrix as an outcome: failed when a feature the Function claims fails."""
+    found = matrix(context.target, context.args, context.names, context.tolerances,
+                   context.budget, context.seed, context.mode)
+    failing = {k: v for k, v in found.items() if v["status"] == "fail"}
+    return Outcome(Status.FAILED if failing else Status.PASSED,
+                   "; ".join(f"{k}: {v['reason']}" for k, v in failing.items()),
+                   capabilities=dict(found))
+
+
 def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
            budget: int, seed: int, mode: str = "auto") -> dict[str, Capability]:
     """Probe every capability on these inputs (CPU), CUDA ones where CUDA exists.
 
-    `budget` is the bytes of Jacobian a check may hold, `mode` as --mode.
+    `budget` is the bytes of Jacobian a check may hold; `mode` auto, exact or probe.
     """
     engine: dict[str, Any] = {"mode": mode, "max_memory": budget, "seed": seed}
     found: dict[str, Capability] = {}

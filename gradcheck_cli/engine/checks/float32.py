@@ -14,7 +14,7 @@ import torch
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor, unravel
-from gradcheck_cli.engine.outcome import Outcome
+from gradcheck_cli.engine.outcome import CheckContext, Outcome
 from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import InputError, Status, Worst
 from gradcheck_cli.target.discovery import Target
@@ -38,6 +38,10 @@ def _gradients(target: Target, args: list[Any], grad_outputs: list[torch.Tensor]
     grads = vjp(diff_outs, [a for a in args if is_diff_tensor(a)],
                 [g.detach().to(o.dtype) for g, o in zip(grad_outputs, diff_outs)])
     return grads, grad_outputs, outs
+
+
+def run(context: CheckContext) -> Outcome:
+    return float32_check(context.target, context.args, context.names, context.seed)
 
 
 def float32_check(target: Target, args: list[Any], names: list[str], seed: int,
