@@ -250,3 +250,31 @@ def test_plain_pytest_runs_do_not_import_torch(pytester: pytest.Pytester,
     pytester.makefile(".yaml", config="a: 1\n")
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_plugin_and_cli_run_the_same_checks_for_the_same_project_config(
+        project: pytest.Pytester) -> None:
+    """Both front ends resolve their Settings with the same function: the project's checks
+    (float32 and capabilities included) and devices give the same items as the CLI's
+    results."""
+    import json
+
+    project.makefile(".toml", pyproject=textwrap.dedent('''
+        [tool.gradcheck-cli]
+        checks = ["gradcheck", "float32", "capabilities"]
+        devices = ["cpu"]
+    '''))
+    cli = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "gradcheck_ops.yaml", "--format", "json",
+         "--no-cache", "-j", "0"],
+        cwd=project.path, capture_output=True, text=True, timeout=300)
+    doc = json.loads(cli.stdout)
+    from_cli = sorted(
+        f"{r['function']}[{'' if r['case'] == 'default' else r['case'] + '-'}"
+        f"{r['device']}-{r['check']}]" for r in doc["results"])
+    result = project.runpytest_subprocess("--collect-only", "-q", "gradcheck_ops.yaml")
+    from_plugin = sorted(line.split("::", 1)[1] for line in result.outlines
+                         if line.startswith("gradcheck_ops.yaml::"))
+    assert from_plugin == from_cli
+    assert "MultiplyAdd[cpu-float32]" in from_plugin
+    assert "MultiplyAdd[cpu-capabilities]" in from_plugin

@@ -15,15 +15,17 @@ import click
 from gradcheck_cli import __version__
 from gradcheck_cli.cli.handler import elapsed
 from gradcheck_cli.cli.progress import progress_hooks
+from gradcheck_cli.engine.checks import CHECKS, default_checks
 from gradcheck_cli.errors import UsageError
 from gradcheck_cli.quiet import quiet_torch_import
+from gradcheck_cli.report import REPORTERS
+from gradcheck_cli.settings import DEVICES, MODES
 
 if TYPE_CHECKING:
 
     from gradcheck_cli.api import Report
     from gradcheck_cli.results import CheckResult, Summary
 
-FORMATS = ("table", "json", "junit", "github")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "g": 1 << 30, "gb": 1 << 30, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 
@@ -71,11 +73,11 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--device", "devices", multiple=True, type=click.Choice(["cpu", "cuda"]),
+@click.option("--device", "devices", multiple=True, type=click.Choice(DEVICES),
               help="Device to check on (repeatable). Default: cpu, plus cuda when available.")
 @click.option("--check", "checks", multiple=True,
-              type=click.Choice(["gradcheck", "gradgradcheck", "float32", "capabilities"]),
-              help="Check to run (repeatable). Default: gradcheck and gradgradcheck.")
+              type=click.Choice(tuple(CHECKS)),
+              help=f"Check to run (repeatable). Default: {' and '.join(default_checks())}.")
 @click.option("--seed", type=int, default=None,
               help="Seed for inputs and grad_outputs. Default: the spec's, else 0.")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance (overrides specs).")
@@ -90,7 +92,7 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Only check this case (repeatable).")
 @click.option("--ignore", "ignore", multiple=True, type=click.Path(), metavar="PATH",
               help="Leave out this file or folder (repeatable).")
-@click.option("--mode", type=click.Choice(["auto", "exact", "probe"]), default=None,
+@click.option("--mode", type=click.Choice(MODES), default=None,
               help="exact: full per-input Jacobians; probe: random directions, for big ops; "
                    "auto (default): exact when it fits --max-memory and time.")
 @click.option("--max-memory", callback=_memory, default=None, metavar="SIZE",
@@ -103,9 +105,9 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 @click.option("--no-cache", is_flag=True, help="Ignore and do not write cached passes.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where cached passes live. Default: .gradcheck_cache/ in the project root.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Report on stdout: table (default), json, junit, github (annotations "
-                   "plus the table).")
+@click.option("--format", "fmt", type=click.Choice(tuple(REPORTERS)), default=None,
+              help="Report on stdout: " + "; ".join(
+                  f"{r.name} ({r.summary})" for r in REPORTERS.values()) + ". Default: table.")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write a JUnit XML report to FILE.")
 @click.option("--allow-empty", is_flag=True,

@@ -16,7 +16,7 @@ from typing import Any
 
 from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.execution.tasks import Job, Task, error_result, next_job, task_result
-from gradcheck_cli.results import NO_CHECK, CheckResult
+from gradcheck_cli.results import NO_CHECK, Advice, CheckResult
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 
@@ -187,13 +187,16 @@ class WorkerPool:
         worker.kill()
         if job is None:
             return
-        hint = (" (a hang, or a check too slow for --timeout: raise it or shrink the inputs)"
-                if timed_out else "")
+        # The time limit is the front end's to word (a flag, an option, a keyword argument).
+        hint = (" (a hang, or a check too slow for the time limit: shrink the inputs, or "
+                "allow it more time)" if timed_out else "")
+        advice = [Advice("longer_timeout")] if timed_out else []
         spent = time.monotonic() - worker.started
         if job.discover is not None:
             result = error_result(job.discover, None, GradcheckCliError(
                 f"{why} while importing {display(job.discover)}{hint}"))
             result.duration = spent
+            result.advice = advice
             handle(("result", -1, result.to_dict(), []), job)
             return
         if worker.index is None:  # still importing the module
@@ -202,11 +205,13 @@ class WorkerPool:
             broken.function = None
             broken.device = broken.check = NO_CHECK
             broken.duration = spent
+            broken.advice = advice
             handle(("result", 0, broken.to_dict(), []), job)
             return
         index = worker.index
         lost = self._failure(job.tasks[index], why + hint)
         lost.duration = spent
+        lost.advice = advice
         handle(("result", index, lost.to_dict(), []), job)
         rest = job.tasks[index + 1:]
         if rest and timed_out:
