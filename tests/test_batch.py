@@ -439,7 +439,7 @@ while True:
 def test_a_py_file_that_hangs_at_import_times_out(tmp_path: Path) -> None:
     """A bare .py (no spec: its Functions are found by importing it in a worker) that hangs.
 
-    BUG: the run never ends. `worker.run_job_here` sends no ("import",) message before a
+    BUG: the run never ends. `worker.run_job_here` sends no Importing message before a
     discovery import, so `WorkerPool` sets no deadline for that job and `--timeout` never
     fires. (A spec naming the same module times out as it should.)
     """

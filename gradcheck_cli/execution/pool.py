@@ -15,12 +15,13 @@ from types import TracebackType
 from typing import Any
 
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.execution.messages import Done, Finished, Importing, Message, Ready, Started
 from gradcheck_cli.execution.tasks import Job, Task, error_result, next_job, task_result
 from gradcheck_cli.results import NO_CHECK, Advice, CheckResult
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 
-Handler = Callable[[tuple[object, ...], Job], list[Job]]
+Handler = Callable[[Message, Job], list[Job]]
 
 
 def _context() -> Any:  # a ForkServerContext or SpawnContext
@@ -152,20 +153,17 @@ class WorkerPool:
         assert job is not None
         try:
             while worker.conn.poll():
-                message = worker.conn.recv()
-                kind = message[0]
-                if kind == "import":
+                message: Message = worker.conn.recv()
+                if isinstance(message, (Importing, Started)):
+                    if isinstance(message, Started):
+                        worker.index = message.index
                     worker.started = time.monotonic()
                     worker.deadline = worker.started + timeout
-                elif kind == "start":
-                    worker.index = message[1]
-                    worker.started = time.monotonic()
-                    worker.deadline = worker.started + timeout
-                elif kind == "done":
+                elif isinstance(message, Done):
                     worker.job = None
                     worker.deadline = None
                     return
-                elif kind != "ready":
+                elif not isinstance(message, Ready):
                     queue.extend(handle(message, job))
         except (EOFError, OSError):
             pass
@@ -197,7 +195,7 @@ class WorkerPool:
                 f"{why} while importing {display(job.discover)}{hint}"))
             result.duration = spent
             result.advice = advice
-            handle(("result", -1, result.to_dict(), []), job)
+            handle(Finished(-1, result.to_dict()), job)
             return
         if worker.index is None:  # still importing the module
             task = job.tasks[0]
@@ -206,19 +204,19 @@ class WorkerPool:
             broken.device = broken.check = NO_CHECK
             broken.duration = spent
             broken.advice = advice
-            handle(("result", 0, broken.to_dict(), []), job)
+            handle(Finished(0, broken.to_dict()), job)
             return
         index = worker.index
         lost = self._failure(job.tasks[index], why + hint)
         lost.duration = spent
         lost.advice = advice
-        handle(("result", index, lost.to_dict(), []), job)
+        handle(Finished(index, lost.to_dict()), job)
         rest = job.tasks[index + 1:]
         if rest and timed_out:
             for offset, task in enumerate(rest, start=index + 1):
                 unrun = self._failure(task, f"not run: the {job.tasks[index].check} of this "
                                             f"Function before it {why}")
-                handle(("result", offset, unrun.to_dict(), []), job)
+                handle(Finished(offset, unrun.to_dict()), job)
         elif rest:
             queue.appendleft(Job(tasks=rest))
 

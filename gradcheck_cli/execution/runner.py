@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gradcheck_cli.engine import cost
 from gradcheck_cli.engine.checks import CHECKS
+from gradcheck_cli.execution.messages import Discovered, Finished, Message
 from gradcheck_cli.execution.plan import (
     cuda_possible,
     discovered_tasks,
@@ -207,18 +208,13 @@ def _input_numels(task: Task) -> list[int]:
     return [math.prod(i.shape) for i in inputs if isinstance(i, TensorInput)]
 
 
-def _handle(message: tuple[object, ...], job: Job,
+def _handle(message: Message, job: Job,
             record: Callable[[Job, Task | None, CheckResult, list[str]], None],
             found: Callable[[Job, list[str], list[str]], list[Job]]) -> list[Job]:
     """Apply one worker message; returns new jobs (from a discovery)."""
-    kind = message[0]
-    if kind == "result":
-        _, index, data, deps = message
-        assert isinstance(index, int) and isinstance(data, dict) and isinstance(deps, list)
-        task = job.tasks[index] if job.tasks else None
-        record(job, task, CheckResult.from_dict(data), deps)
-    elif kind == "discovered":
-        _, names, deps = message
-        assert isinstance(names, list) and isinstance(deps, list)
-        return found(job, names, deps)
+    if isinstance(message, Finished):
+        task = job.tasks[message.index] if job.tasks else None
+        record(job, task, CheckResult.from_dict(message.result), message.deps)
+    elif isinstance(message, Discovered):
+        return found(job, message.names, message.deps)
     return []

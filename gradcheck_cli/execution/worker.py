@@ -12,13 +12,21 @@ from pathlib import Path
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.execution.messages import (
+    Discovered,
+    Done,
+    Finished,
+    Importing,
+    Message,
+    Ready,
+    Started,
+)
 from gradcheck_cli.execution.tasks import Job, error_result
 from gradcheck_cli.quiet import quiet_torch_import
 from gradcheck_cli.results import Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.streams import user_output_to_stderr
 
-Message = tuple[object, ...]
 _deps: dict[Path, list[str]] = {}
 
 
@@ -61,36 +69,36 @@ def local_files(module_path: Path) -> list[str]:
 
 
 def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
-    """Run one job in this process, yielding ("start", i), ("result", i, dict, deps), ..."""
+    """Run one job in this process, yielding Importing, Started(i), Finished(i, ...), ..."""
     from gradcheck_cli.execution.execute import execute
 
     if job.discover is not None:
         from gradcheck_cli.target.discovery import find_functions, import_file
 
-        yield ("import",)  # the pool's deadline covers a module that hangs at import
+        yield Importing()  # the pool's deadline covers a module that hangs at import
         try:
             with user_output_to_stderr():
                 module = import_file(job.discover)
                 names = [t.name for t in find_functions(module, job.discover)]
         except GradcheckCliError as exc:
-            yield ("result", -1, error_result(job.discover, None, exc).to_dict(), [])
+            yield Finished(-1, error_result(job.discover, None, exc).to_dict())
             return
-        yield ("discovered", names, local_files(job.discover))
+        yield Discovered(names, local_files(job.discover))
         return
     if job.tasks:
         from gradcheck_cli.target.discovery import import_file
 
         task = job.tasks[0]
-        yield ("import",)
+        yield Importing()
         try:
             with user_output_to_stderr():
                 import_file(task.module)
         except GradcheckCliError as exc:
-            yield ("result", 0, error_result(task.module, task.spec, exc).to_dict(), [])
+            yield Finished(0, error_result(task.module, task.spec, exc).to_dict())
             return
     first_order_ok: bool | None = None
     for index, task in enumerate(job.tasks):
-        yield ("start", index)
+        yield Started(index)
         started = time.perf_counter()
         with user_output_to_stderr():
             result = execute(task, options, first_order_ok=first_order_ok)
@@ -98,7 +106,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         if CHECKS[task.check].first_order:
             first_order_ok = result.status is Status.PASSED
         deps = local_files(task.module) if result.status is Status.PASSED else []
-        yield ("result", index, result.to_dict(), deps)
+        yield Finished(index, result.to_dict(), deps)
 
 
 def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
@@ -120,7 +128,7 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
         from gradcheck_cli.engine.vjp import import_autograd_shapes
 
         import_autograd_shapes()
-    conn.send(("ready",))
+    conn.send(Ready())
     while True:
         try:
             job = conn.recv()
@@ -130,4 +138,4 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
             return
         for message in run_job_here(job, options):
             conn.send(message)
-        conn.send(("done",))
+        conn.send(Done())
