@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from gradcheck_cli.version import __version__
 
 _API = ("Report", "RunOptions", "Settings", "collect", "make_settings", "run", "run_items")
 __all__ = ["__version__", *_API]

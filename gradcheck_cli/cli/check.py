@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gradcheck_cli import __version__
 from gradcheck_cli.cli.handler import elapsed
 from gradcheck_cli.cli.progress import progress_hooks
 from gradcheck_cli.engine.checks import CHECKS, default_checks
@@ -20,6 +19,7 @@ from gradcheck_cli.errors import UsageError
 from gradcheck_cli.quiet import quiet_torch_import
 from gradcheck_cli.report import REPORTERS
 from gradcheck_cli.settings import DEVICES, MODES
+from gradcheck_cli.version import __version__
 
 if TYPE_CHECKING:
 

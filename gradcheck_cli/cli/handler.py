@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from gradcheck_cli import __version__
 from gradcheck_cli.errors import ExitCode, GradcheckCliError
+from gradcheck_cli.version import __version__
 
 CRASH_LOG = "gradcheck-cli.log"
 _STARTED: list[float] = []

@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gradcheck_cli import __version__
 from gradcheck_cli.execution.tasks import Task
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
+from gradcheck_cli.version import __version__
 
 FORMAT = 1
 
