@@ -187,3 +187,16 @@ def errors_by_name(result: dict[str, Any]) -> dict[str, float]:
 def _short(result: dict[str, Any]) -> str:
     return (f"{result['function']}[{result['case']}-{result['device']}-{result['check']}]"
             f"={result['status']}: {result['message'][:200]}")
+
+
+def line_of(path: Path, text: str, after: str | None = None) -> int:
+    """The 1-based number of the first line of `path` containing `text` (the first after
+    the line containing `after`, when given): locations asserted without hard-coding them.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = line_of(path, after) if after is not None else 0
+    for number, line in enumerate(lines[start:], start + 1):
+        if text in line:
+            return number
+    raise AssertionError(f"no line containing {text!r} in {path}"
+                         + (f" after {after!r}" if after is not None else ""))
