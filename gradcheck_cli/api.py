@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck_cli.config import ProjectConfig, find_config
-from gradcheck_cli.errors import ExitCode, UsageError
+from gradcheck_cli.errors import ExitCode, GradcheckCliError, UsageError
 from gradcheck_cli.results import CheckResult, Summary
 from gradcheck_cli.settings import RunOptions, Settings, resolve
 from gradcheck_cli.specs.collect import Item
@@ -28,11 +28,16 @@ class Report:
     summary: Summary
     notes: list[str] = field(default_factory=list)
     allow_empty: bool = False
+    # A Function or case chosen that matches nothing (a typo): the run is a usage error.
+    selection_error: GradcheckCliError | None = None
 
     @property
     def exit_code(self) -> ExitCode:
         """As the command line exits: the summary's code, with "nothing collected" allowed
-        where the settings allow it (pre-commit, `allow_empty`)."""
+        where the settings allow it (pre-commit, `allow_empty`); a selection that matches
+        nothing is a usage error, even under pre-commit."""
+        if self.selection_error is not None and not self.summary.interrupted:
+            return ExitCode.USAGE_ERROR
         code = self.summary.exit_code
         if code is ExitCode.NO_CHECKS and self.allow_empty:
             return ExitCode.OK
@@ -80,7 +85,8 @@ def run_items(items: list[Item], settings: Settings, *,
     duration = elapsed() if elapsed is not None else time.perf_counter() - started
     summary = Summary.of(outcome.results, duration)
     summary.interrupted = outcome.interrupted
-    return Report(outcome.results, summary, allow_empty=settings.allow_empty)
+    return Report(outcome.results, summary, allow_empty=settings.allow_empty,
+                  selection_error=outcome.selection_error)
 
 
 def run(paths: Sequence[str | Path] = (), settings: Settings | None = None, *,

@@ -164,6 +164,8 @@ def command(**kwargs: Any) -> int:
         for path in repro.save(report.results, Path(kwargs["save_repro"])):
             click.echo(f"gradcheck-cli: wrote {path}", err=True)
     _report(report, settings.format, kwargs["junit_xml"], kwargs["show_jacobian"])
+    if report.selection_error is not None:
+        click.echo(f"gradcheck-cli: error: {report.selection_error}", err=True)
     return int(report.exit_code)
 
 

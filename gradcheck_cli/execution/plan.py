@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradcheck_cli.engine.checks import CHECKS, default_checks
-from gradcheck_cli.errors import SpecError
+from gradcheck_cli.errors import SpecError, UsageError, did_you_mean
 from gradcheck_cli.execution.tasks import Job, Task, error_result
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.settings import RunOptions
@@ -55,19 +56,53 @@ def _selected(name: str, options: RunOptions) -> bool:
     return not options.functions or name in options.functions
 
 
+@dataclass
+class Seen:
+    """The Function and case names the plan met, to tell a typo in a selection from a choice.
+
+    `complete` turns False when some file's names could not be read (a spec or a module
+    that does not load): a selected name may then live there.
+    """
+
+    functions: set[str] = field(default_factory=set)
+    cases: set[str] = field(default_factory=set)
+    complete: bool = True
+
+
+def unmatched_selection(options: RunOptions, seen: Seen) -> UsageError | None:
+    """A usage error for a Function or case name chosen that matches nothing planned."""
+    if not seen.complete:
+        return None
+    for chosen, found, what in ((options.functions, seen.functions, "Function"),
+                                (options.cases, seen.cases, "case")):
+        for name in chosen:
+            if name not in found:
+                hint = did_you_mean(name, found) or (
+                    f"found: {', '.join(f'`{n}`' for n in sorted(found))}" if found
+                    else f"no {what} at all in the paths given")
+                return UsageError(f"no {what} named `{name}` in the paths given", hint=hint)
+    return None
+
+
 def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None,
-              before_torch: Callable[[], None] | None = None) -> Iterator[Task | CheckResult]:
+              before_torch: Callable[[], None] | None = None,
+              seen: Seen | None = None) -> Iterator[Task | CheckResult]:
     """The tasks of one spec file (reading YAML only, unless given it already loaded), or
-    error results for its problems. `before_torch` runs if torch must be asked about CUDA."""
+    error results for its problems. `before_torch` runs if torch must be asked about CUDA;
+    `seen` collects the names met."""
+    seen = seen if seen is not None else Seen()
     if spec is None:
         spec = load_spec(path, display(path))
     if spec.error is not None or spec.module is None:
+        seen.complete = False
         yield error_result(None, path, spec.error or SpecError("spec has no module",
                                                                file=display(path)))
         return
     for function in spec.functions:
+        seen.functions.add(function.name)
         if not _selected(function.name, options):
             continue
+        seen.cases.update(case.name for case in function.cases)
         if function.error is not None:
             yield error_result(spec.module, path, function.error, function.name)
             continue
@@ -116,9 +151,13 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
 
 
 def discovered_tasks(path: Path, names: list[str], options: RunOptions,
-                     before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
+                     before_torch: Callable[[], None] | None = None,
+                     seen: Seen | None = None) -> Iterator[Task]:
     """Tasks with inferred inputs for the Functions found in a bare .py file."""
     for name in names:
+        if seen is not None:
+            seen.functions.add(name)
+            seen.cases.add("default")
         if _selected(name, options):
             case = CaseSpec("default", None, CheckSettings(), None)
             yield from expand(path, None, name, case, CheckSettings(), inferred=True,

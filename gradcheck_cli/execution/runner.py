@@ -16,10 +16,12 @@ from gradcheck_cli.engine import cost
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.execution.messages import Discovered, Finished, Message
 from gradcheck_cli.execution.plan import (
+    Seen,
     cuda_possible,
     discovered_tasks,
     group,
     plan_spec,
+    unmatched_selection,
 )
 from gradcheck_cli.execution.tasks import (
     Job,
@@ -50,6 +52,8 @@ class _Collector:
         # Runs just before this process imports torch to ask about CUDA.
         self.before_torch = before_torch
         self.broken: set[tuple[str | None, str | None, str | None]] = set()
+        self.seen = Seen()  # the names planned, for typos in -k / --case
+        self.undiscovered = 0  # bare .py files whose Functions are not known yet
         self.on_result = on_result
         self.total = 0
 
@@ -107,11 +111,13 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
                 names = cache.lookup_discovery(item.path) if cache is not None else None
                 if names is None:
                     discover.append(job)
+                    collector.undiscovered += 1
                 else:
                     to_run.extend(_discovered(job, names, options, collector, cache))
             else:
                 tasks: list[Task] = []
-                for entry in plan_spec(item.path, options, before_torch=start_workers_server):
+                for entry in plan_spec(item.path, options, before_torch=start_workers_server,
+                                       seen=collector.seen):
                     order += 1
                     if isinstance(entry, CheckResult):
                         collector.add(float(order), entry)
@@ -129,6 +135,8 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             _execute_all(to_run, discover, options, collector, cache)
     except KeyboardInterrupt:
         outcome.interrupted = True
+    if not outcome.interrupted and not collector.undiscovered:
+        outcome.selection_error = unmatched_selection(options, collector.seen)
     outcome.results = collector.results()
     return outcome
 
@@ -154,7 +162,8 @@ def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Col
                 cache: Cache | None) -> list[Task]:
     """The tasks of the Functions found in a bare .py, less those already known."""
     assert job.discover is not None
-    new = list(discovered_tasks(job.discover, names, options, collector.before_torch))
+    new = list(discovered_tasks(job.discover, names, options, collector.before_torch,
+                                collector.seen))
     for offset, task in enumerate(new, start=1):
         task.order = job.order_base + offset
     collector.total += len(new)
@@ -176,6 +185,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
         if cache is not None:
             cache.store_discovery(job.discover, names, deps)
         collector.total -= 1  # the discovery counted as one until its checks were known
+        collector.undiscovered -= 1
         new = _discovered(job, names, options, collector, cache)
         return group(new)
 

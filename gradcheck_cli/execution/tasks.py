@@ -48,6 +48,8 @@ class RunOutcome:
 
     results: list[CheckResult] = field(default_factory=list)
     interrupted: bool = False
+    # A Function or case chosen (-k, --case) that matches nothing: a typo, said as usage.
+    selection_error: GradcheckCliError | None = None
 
 
 def error_result(module: Path | None, spec: Path | None, exc: GradcheckCliError,
