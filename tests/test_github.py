@@ -6,7 +6,7 @@ import pytest
 
 from gradcheck_cli.report import github
 from gradcheck_cli.report.location import Position, split_location
-from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.results import Advice, CheckResult, Status
 
 
 def _result(status: Status = Status.FAILED, **changes: object) -> CheckResult:
@@ -93,3 +93,14 @@ def test_split_location(text: str, expected: Position) -> None:
 def test_escape_functions() -> None:
     assert github.escape_data("50%\r\nnext: a,b") == "50%25%0D%0Anext: a,b"
     assert github.escape_property("a: b, c%") == "a%3A b%2C c%25"
+
+
+def test_advice_is_a_line_of_the_message_before_reproduce() -> None:
+    result = _result(reproduce="gradcheck-cli x.yaml",
+                     advice=[Advice("longer_timeout"), Advice("one_job")])
+    (command,) = github.annotations([result], advise=lambda a: f"fix {a.kind}")
+    _, message = _split(command)
+    assert message == ("gradient of `p` is wrong%0Awhat to do: fix longer_timeout; fix one_job"
+                       "%0Areproduce: gradcheck-cli x.yaml")
+    _, neutral = _split(github.annotation(result))
+    assert "%0Awhat to do: set longer_timeout; set one_job%0A" in neutral

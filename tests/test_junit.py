@@ -7,7 +7,15 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from gradcheck_cli.report import junit
-from gradcheck_cli.results import CheckResult, Diagnosis, InputError, Status, Summary, Worst
+from gradcheck_cli.results import (
+    Advice,
+    CheckResult,
+    Diagnosis,
+    InputError,
+    Status,
+    Summary,
+    Worst,
+)
 
 
 def _results() -> list[CheckResult]:
@@ -170,3 +178,27 @@ def test_no_results_is_a_valid_empty_suite() -> None:
 ])
 def test_dotted(path: str, expected: str) -> None:
     assert junit.dotted(path) == expected
+
+
+def test_advice_is_one_line_before_reproduce() -> None:
+    result = _results()[1]
+    result.advice = [Advice("dodge_kinks"), Advice("more_memory", needed=4096)]
+    lines = junit.details(result, advise=lambda a: f"use {a.kind}").splitlines()
+    assert lines[-3:] == ["what to do: use dodge_kinks; use more_memory", "",
+                          "reproduce: gradcheck-cli specs/broken.yaml --function MulAddSwapped "
+                          "--seed 0"]
+    # Without a front end's words, the advice is named by its kind.
+    assert "what to do: set dodge_kinks; set more_memory (about 4096 bytes)" \
+        in junit.details(result)
+    root = ET.fromstring(junit.document([result], Summary.of([result]),
+                                        advise=lambda a: f"use {a.kind}").encode("utf-8"))
+    failure = root.find(".//failure")
+    assert failure is not None
+    assert "what to do: use dodge_kinks; use more_memory" in (failure.text or "")
+
+
+def test_no_advice_line_without_advice_or_for_a_skip() -> None:
+    failed, skipped = _results()[1], _results()[3]
+    assert "what to do" not in junit.details(failed)
+    skipped.advice = [Advice("probe_mode")]
+    assert "what to do" not in junit.details(skipped)

@@ -336,3 +336,24 @@ def test_reproduce_command_of_a_float32_failure_runs(write_op, write_spec, tmp_p
     assert again["_exit_code"] == 1, again["_stderr"]
     (rerun,) = again["results"]
     assert (rerun["check"], rerun["status"]) == ("float32", "failed")
+
+
+def test_scripts_follow_the_checks_torch_call(tmp_path):
+    """Which results get a script, and which torch call it makes, is the CHECKS registry's
+    `torch_call`: a check without one (float32, capabilities) gets none."""
+    from gradcheck_cli.engine.checks import CHECKS
+    from gradcheck_cli.report import repro
+    from gradcheck_cli.results import CheckResult, Status
+
+    module = tmp_path / "ops.py"
+    module.write_text("", encoding="utf-8")
+    results = [CheckResult(module=str(module), spec=None, function="Op", case="default",
+                           device="cpu", check=name, status=Status.FAILED, seed=0,
+                           recipe={"inputs": []}) for name in CHECKS]
+    written = repro.save(results, tmp_path / "repro")
+    calls = {name: kind.torch_call for name, kind in CHECKS.items() if kind.torch_call}
+    assert sorted(p.name for p in written) == sorted(
+        f"repro_Op_default_cpu_{name}.py" for name in calls)
+    for path in written:
+        name = path.stem.rsplit("_", 1)[1]
+        assert f"ok = {calls[name]}(fn, inputs" in path.read_text(encoding="utf-8")

@@ -10,12 +10,16 @@ To accept new output: `python -m pytest tests/test_table_golden.py --update-gold
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gradcheck_cli.cli import main
+from gradcheck_cli.report import ReportOptions, table
+from gradcheck_cli.results import Advice, CheckResult, Status, Summary
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -70,3 +74,29 @@ def test_normalize_only_touches_durations():
     assert normalize(line) == line.replace("12.34s", PLACEHOLDER)
     assert normalize("2 passed, 1 failed in 0.57s") == "2 passed, 1 failed in #.##s"
     assert normalize("max abs error 1.58 at w[0, 0]") == "max abs error 1.58 at w[0, 0]"
+
+
+def _render_table(result: CheckResult, **options: Any) -> list[str]:
+    out = io.StringIO()
+    table.render([result], ReportOptions(Summary.of([result]), out, **options))
+    return out.getvalue().splitlines()
+
+
+def test_advice_is_one_line_under_a_failure_and_nothing_else_changes(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = CheckResult(
+        module="ops/op.py", spec="op.yaml", function="Kinked", case="default", device="cpu",
+        check="gradcheck", status=Status.FAILED, message="gradient of `x` is wrong", seed=0,
+        location="ops/op.py:9", reproduce="gradcheck-cli op.yaml --function Kinked --seed 0")
+    plain = _render_table(result)
+    result.advice = [Advice("dodge_kinks"), Advice("more_memory", needed=1 << 20)]
+    words = {"dodge_kinks": "rerun with --dodge-kinks", "more_memory": "raise --max-memory"}
+    advised = _render_table(result, advise=lambda a: words[a.kind])
+    line = "  what to do: rerun with --dodge-kinks; raise --max-memory"
+    at = plain.index("  reproduce: gradcheck-cli op.yaml --function Kinked --seed 0")
+    assert advised == [*plain[:at], line, *plain[at:]]
+    # Without the command line's words, the advice is named by its kind.
+    assert "  what to do: set dodge_kinks; set more_memory (about 1048576 bytes)" \
+        in _render_table(result)
+    result.status = Status.PASSED
+    assert not any("what to do" in text for text in _render_table(result))

@@ -1,5 +1,4 @@
-"""Reporters: views of a list of results, in the REPORTERS registry. They format; they decide
-nothing.
+"""The REPORTERS registry: reports by name, views of results that format and decide nothing.
 
 Importing this module must not import torch (nor rich): the command line's `--format`
 choices and the project config's validation read the registry. A reporter's module is
@@ -16,7 +15,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from gradcheck_cli.results import CheckResult, Summary
+from gradcheck_cli.results import Advice, CheckResult, Summary
+
+Advise = Callable[[Advice], str]
+
+
+def name_advice(advice: Advice) -> str:
+    """`set more_memory (about 2048 bytes)`: advice as its kind, for front ends that word
+    none of their own (the command line passes `gradcheck_cli.cli.advice.advise`)."""
+    if advice.needed is not None:
+        return f"set {advice.kind} (about {advice.needed} bytes)"
+    return f"set {advice.kind}"
+
+
+def advice_line(result: CheckResult, advise: Advise = name_advice) -> str | None:
+    """`what to do: rerun with --dodge-kinks; raise --max-memory` for a failure or error
+    with advice, else None."""
+    if not result.advice or not result.status.is_problem:
+        return None
+    # The same advice may come from two stages of one check: say it once.
+    return "what to do: " + "; ".join(dict.fromkeys(advise(a) for a in result.advice))
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,7 @@ class ReportOptions:
     summary: Summary
     out: TextIO  # where the report goes (stdout, or a file)
     show_jacobian: bool = False  # draw the difference Jacobian of failing inputs (table)
+    advise: Advise = name_advice  # words one Advice in the front end's terms
 
 
 Render = Callable[[list[CheckResult], ReportOptions], None]
@@ -62,6 +81,8 @@ register(Reporter("table", "a table per result, details of failures under it", "
 register(Reporter("json", "one JSON document with every result and the summary", "json"))
 register(Reporter("junit", "JUnit XML, as CI test-report views read it", "junit"))
 register(Reporter("github", "GitHub Actions annotations plus the table", "github"))
+register(Reporter("markdown", "a GitHub-flavoured markdown table to paste into a pull request",
+                  "markdown"))
 
 
 def result_id(result: CheckResult) -> str:

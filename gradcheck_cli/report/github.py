@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: it would bind the name `annotations`,
 # which this module's public function takes. The annotations below all run on 3.10.
 
-from gradcheck_cli.report import ReportOptions
+from gradcheck_cli.report import Advise, ReportOptions, advice_line, name_advice
 from gradcheck_cli.report.location import Position, position
 from gradcheck_cli.results import CheckResult, Status
 
@@ -29,7 +29,7 @@ def title(result: CheckResult) -> str:
     return f"{check} {result.status.value}: {subject}{suffix}"
 
 
-def annotation(result: CheckResult) -> str:
+def annotation(result: CheckResult, advise: Advise = name_advice) -> str:
     """The `::error file=...,line=...,title=...::message` command for one result."""
     props: list[tuple[str, str]] = []
     where = position(result)
@@ -47,15 +47,18 @@ def annotation(result: CheckResult) -> str:
             props.append(("col", str(where.column)))
     props.append(("title", title(result)))
     message = result.message.strip() or f"{result.check} {result.status.value}"
+    advice = advice_line(result, advise)
+    if advice:
+        message += f"\n{advice}"
     if result.reproduce:
         message += f"\nreproduce: {result.reproduce}"
     head = ",".join(f"{key}={escape_property(value)}" for key, value in props)
     return f"::error {head}::{escape_data(message)}"
 
 
-def annotations(results: list[CheckResult]) -> list[str]:
+def annotations(results: list[CheckResult], advise: Advise = name_advice) -> list[str]:
     """One workflow command per failed or errored result, in order; none for the rest."""
-    return [annotation(r) for r in results if r.status.is_problem]
+    return [annotation(r, advise) for r in results if r.status.is_problem]
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:
@@ -64,5 +67,5 @@ def render(results: list[CheckResult], options: ReportOptions) -> None:
 
     table.render(results, options)
     options.out.flush()
-    for line in annotations(results):
+    for line in annotations(results, options.advise):
         options.out.write(line + "\n")

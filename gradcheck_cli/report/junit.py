@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from gradcheck_cli.report import ReportOptions, format_error
+from gradcheck_cli.report import Advise, ReportOptions, advice_line, format_error, name_advice
 from gradcheck_cli.report.location import position
 from gradcheck_cli.results import CheckResult, InputError, Status, Summary, format_index
 
@@ -79,8 +79,9 @@ def input_table(inputs: list[InputError]) -> list[str]:
             for row in rows]
 
 
-def details(result: CheckResult) -> str:
-    """The text of a failure, error or skip: message, per-input errors, diagnoses, reproduce."""
+def details(result: CheckResult, advise: Advise = name_advice) -> str:
+    """The text of a failure, error or skip: message, per-input errors, diagnoses, advice
+    (failures and errors, worded by `advise`), reproduce."""
     lines = [result.message or result.status.value]
     if result.location:
         lines.append(f"at {result.location}")
@@ -92,12 +93,15 @@ def details(result: CheckResult) -> str:
                  for e in result.inputs if e.diagnosis is not None]
     if diagnoses:
         lines += ["", *diagnoses]
+    advice = advice_line(result, advise)
+    if advice:
+        lines += ["", advice]
     if result.reproduce:
         lines += ["", f"reproduce: {result.reproduce}"]
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, result: CheckResult) -> None:
+def _testcase(suite: ET.Element, result: CheckResult, advise: Advise) -> None:
     attrs = {"classname": classname(result), "name": testcase_name(result),
              "time": f"{max(result.duration, 0.0):.3f}"}
     where = position(result)
@@ -111,10 +115,11 @@ def _testcase(suite: ET.Element, result: CheckResult) -> None:
         return
     first = (result.message.strip().splitlines() or [result.status.value])[0]
     outcome = ET.SubElement(case, tag, {"message": xml_safe(first)})
-    outcome.text = xml_safe(details(result))
+    outcome.text = xml_safe(details(result, advise))
 
 
-def document(results: list[CheckResult], summary: Summary) -> str:
+def document(results: list[CheckResult], summary: Summary,
+             advise: Advise = name_advice) -> str:
     """The whole report: one <testsuites> holding one <testsuite> with a <testcase> per result."""
     counts = {"tests": str(summary.total), "failures": str(summary.failed),
               "errors": str(summary.error), "skipped": str(summary.skipped),
@@ -122,10 +127,10 @@ def document(results: list[CheckResult], summary: Summary) -> str:
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
     for result in results:
-        _testcase(suite, result)
+        _testcase(suite, result, advise)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:
-    options.out.write(document(results, options.summary) + "\n")
+    options.out.write(document(results, options.summary, options.advise) + "\n")

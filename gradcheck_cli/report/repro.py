@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.report import file_stem
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.specs.specfile import (
@@ -92,6 +93,17 @@ ok = torch.autograd.gradgradcheck(fn, inputs, grad_outputs, eps={eps!r}, atol={a
 print("gradgradcheck:", ok)
 '''
 
+# A script per torch function a check's `torch_call` names; checks without one (or with
+# one not here) get no script.
+TEMPLATES = {"torch.autograd.gradcheck": GRADCHECK,
+             "torch.autograd.gradgradcheck": GRADGRADCHECK}
+
+
+def template(result: CheckResult) -> str | None:
+    """The call that reproduces `result`'s check, or None when no script can."""
+    kind = CHECKS.get(result.check)
+    return TEMPLATES.get(kind.torch_call or "") if kind is not None else None
+
 
 def _input_line(entry: dict[str, Any]) -> str:
     if "value" in entry:
@@ -120,9 +132,11 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
     recipe = result.recipe or {}
     lines = "\n".join(_input_line(e) for e in recipe.get("inputs", []))
     seed = result.seed or 0
-    template = GRADCHECK if result.check == "gradcheck" else GRADGRADCHECK
-    call = template.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
-                           rtol=recipe.get("rtol", 1e-3), seed=seed)
+    call = template(result)
+    if call is None:
+        raise ValueError(f"no torch call reproduces a {result.check} check")
+    call = call.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
+                       rtol=recipe.get("rtol", 1e-3), seed=seed)
     from gradcheck_cli.target.discovery import package_root
 
     root, dotted = package_root(module_path.resolve())
@@ -135,11 +149,12 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
 
 
 def save(results: list[CheckResult], folder: Path) -> list[Path]:
-    """Write one script per failed gradcheck/gradgradcheck result; returns their paths."""
+    """Write one script per failed result whose check a torch call reproduces; returns
+    their paths."""
     written = []
     for result in results:
         if (result.status is not Status.FAILED or result.recipe is None
-                or result.check not in ("gradcheck", "gradgradcheck") or not result.module):
+                or template(result) is None or not result.module):
             continue
         path = folder / f"repro_{file_stem(result)}.py"
         folder.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report import ReportOptions, format_error, result_id
-from gradcheck_cli.results import CheckResult, Status, Summary, format_index
+from gradcheck_cli.report import ReportOptions, advice_line, format_error, result_id
+from gradcheck_cli.results import CheckResult, Status, format_index
 
 STYLES = {
     Status.PASSED: "green",
@@ -217,11 +217,10 @@ def console_for(out: TextIO) -> Console:
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:
-    write(console_for(options.out), results, options.summary, options.show_jacobian)
+    write(console_for(options.out), results, options)
 
 
-def write(console: Console, results: list[CheckResult], summary: Summary,
-          show_jacobian: bool = False) -> None:
+def write(console: Console, results: list[CheckResult], options: ReportOptions) -> None:
     plain = [r for r in results if r.capabilities is None]
     if plain:
         console.print(build_table(plain))
@@ -241,11 +240,14 @@ def write(console: Console, results: list[CheckResult], summary: Summary,
         console.print()
         # The result's id and its reproduce command get copied and pasted: never wrapped.
         console.print(_head(result), soft_wrap=True)
-        console.print(_details(result, show_jacobian, console.color_system is not None))
+        console.print(_details(result, options.show_jacobian, console.color_system is not None))
+        advice = advice_line(result, options.advise)
+        if advice:
+            console.print(Text(f"  {advice}", style="yellow"))
         if result.reproduce:
             console.print(Text(f"  reproduce: {result.reproduce}", style="dim"), soft_wrap=True)
     if problems:
         console.print()
-    style = "bold red" if summary.exit_code == 1 else "bold green" if summary.exit_code == 0 \
-        else "bold yellow"
-    console.print(Text(summary.line(), style=style))
+    code = options.summary.exit_code
+    style = "bold red" if code == 1 else "bold green" if code == 0 else "bold yellow"
+    console.print(Text(options.summary.line(), style=style))
