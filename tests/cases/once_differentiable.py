@@ -16,6 +16,3 @@ class Once(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return 2 * x * g
 
-
-class OnceAsked(Once):
-    """The same backward, with gradgradcheck asked for in its spec."""
