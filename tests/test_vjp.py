@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +23,30 @@ def _scalar_form(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has imported sympy (through torch.autograd.grad), so `vjp` would call
     torch directly: make it take the scalar form these tests are about."""
     monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES", "module.never.imported")
+
+
+@contextmanager
+def routes() -> Iterator[list[str]]:
+    """The routes `vjp`/`element_vjp` take while the block runs, one per call of
+    torch.autograd.grad: "torch" (torch's own call, with grad_outputs: the one that imports
+    sympy), "scalar" (the gradient of Σ sum(output * grad_output)) or "element" (the
+    gradient of one element of the output); the last two pass no grad_outputs."""
+    taken: list[str] = []
+    real = torch.autograd.grad
+
+    def spy(outputs: Any, inputs: Any, grad_outputs: Any = None, **kwargs: Any) -> Any:
+        if grad_outputs is not None:
+            taken.append("torch")
+        else:
+            assert isinstance(outputs, torch.Tensor) and outputs.dim() == 0, outputs
+            assert outputs.grad_fn is not None
+            name = outputs.grad_fn.name()
+            taken.append("element" if name.startswith("Select") else "scalar")
+        return real(outputs, inputs, grad_outputs, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.autograd, "grad", spy)
+        yield taken
 
 
 class TwoOutputs(torch.autograd.Function):
@@ -58,7 +85,9 @@ def test_first_order_equals_torch_bit_for_bit() -> None:
     grads = [torch.randn(o.shape, dtype=torch.float64) for o in outs]
     expected = torch.autograd.grad(outs, [x, y, unused], grads, retain_graph=True,
                                    allow_unused=True)
-    _same(vjp(outs, [x, y, unused], grads, retain_graph=True), expected)
+    with routes() as taken:
+        _same(vjp(outs, [x, y, unused], grads, retain_graph=True), expected)
+    assert taken == ["scalar"]
     assert expected[2] is None
 
 
@@ -67,14 +96,18 @@ def test_one_output_left_out_gets_no_gradient_as_in_torch() -> None:
     outs = TwoOutputs.apply(x, y, None)
     grad = torch.randn(outs[1].shape, dtype=torch.float64)
     expected = torch.autograd.grad([outs[1]], [x, y], [grad], retain_graph=True)
-    _same(vjp([outs[1]], [x, y], [grad]), expected)
+    with routes() as taken:
+        _same(vjp([outs[1]], [x, y], [grad]), expected)
+    assert taken == ["scalar"]
 
 
 def test_second_order_equals_torch() -> None:
     x, y, _ = _inputs()
     g = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     out = x.sin() * y
-    ours = vjp([out], [x, y], [g], create_graph=True)
+    with routes() as taken:
+        ours = vjp([out], [x, y], [g], create_graph=True)
+    assert taken == ["scalar"]
     theirs = torch.autograd.grad([out], [x, y], [g], create_graph=True)
     _same(ours, theirs)
     assert all(t is not None and t.requires_grad for t in ours)
@@ -88,51 +121,73 @@ def test_second_order_equals_torch() -> None:
 def test_float32_output_with_float64_grad_is_cast_as_torch_does() -> None:
     x = torch.rand(5, dtype=torch.float32, requires_grad=True)
     grad = torch.rand(5, dtype=torch.float64)
-    _same(vjp([x * 3], [x], [grad]), torch.autograd.grad([x * 3], [x], [grad.float()]))
+    expected = torch.autograd.grad([x * 3], [x], [grad.float()])
+    with routes() as taken:
+        _same(vjp([x * 3], [x], [grad]), expected)
+    assert taken == ["scalar"]
 
 
 def test_complex_output_goes_to_torch() -> None:
     x = torch.rand(4, dtype=torch.complex128, requires_grad=True)
     grad = torch.rand(4, dtype=torch.complex128)
-    _same(vjp([x * x], [x], [grad], retain_graph=True),
-          torch.autograd.grad([x * x], [x], [grad]))
+    with routes() as taken:
+        ours = vjp([x * x], [x], [grad], retain_graph=True)
+    assert taken == ["torch"]
+    _same(ours, torch.autograd.grad([x * x], [x], [grad]))
 
 
-@pytest.mark.parametrize("make", [
-    lambda x: x.sin() * 2,                         # contiguous
-    lambda x: (x @ x).t(),                          # transposed (non-contiguous) output
-    lambda x: x[:, 1:],                             # a view of the input
-    lambda x: x.to(torch.float32) ** 2,             # float32 output of a float64 input
-    lambda x: torch.view_as_complex(torch.stack([x, x * x], -1)),  # complex: to torch
-])
+# make the output, the route of a row before torch's import is paid
+ROWS = {
+    "contiguous": (lambda x: x.sin() * 2, "element"),
+    "transposed": (lambda x: (x @ x).t(), "element"),  # a non-contiguous output
+    "view": (lambda x: x[:, 1:], "element"),  # a view of the input
+    "float32": (lambda x: x.to(torch.float32) ** 2, "element"),  # of a float64 input
+    "complex": (lambda x: torch.view_as_complex(torch.stack([x, x * x], -1)), "torch"),
+}
+
+
+@pytest.mark.parametrize("kind", list(ROWS))
 @pytest.mark.parametrize("torch_loaded", [False, True])
-def test_a_row_equals_torchs_one_hot_row(make, torch_loaded,  # type: ignore[no-untyped-def]
-                                         monkeypatch) -> None:
+def test_a_row_equals_torchs_one_hot_row(kind: str, torch_loaded: bool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    make, route = ROWS[kind]
     x = torch.rand(4, 4, dtype=torch.float64, requires_grad=True)
     out = make(x)
     flat = out.reshape(-1)
+    expected = []
     for index in range(flat.numel()):
         one_hot = torch.zeros_like(out, memory_format=torch.contiguous_format)
         one_hot.view(-1)[index] = 1.0
-        expected = torch.autograd.grad(out, [x], one_hot, retain_graph=True)
-        if torch_loaded:  # this process has imported it (by the line above)
-            monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES",
-                                "torch.fx.experimental.symbolic_shapes")
-        _same(element_vjp(out, flat, index, [x]), expected)
+        expected.append(torch.autograd.grad(out, [x], one_hot, retain_graph=True))
+    if torch_loaded:  # the calls above have imported it into this process
+        shapes = "torch.fx.experimental.symbolic_shapes"
+        assert shapes in sys.modules
+        monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES", shapes)
+        route = "torch"
+    with routes() as taken:
+        for index in range(flat.numel()):
+            _same(element_vjp(out, flat, index, [x]), expected[index])
+    assert taken == [route] * flat.numel()
 
 
 def test_tensor_subclasses_go_to_torch() -> None:
     x = torch.nn.Parameter(torch.rand(3, dtype=torch.float64))
     grad = torch.rand(3, dtype=torch.float64)
-    _same(vjp([x * 1], [x], [grad]), torch.autograd.grad([x * 1], [x], [grad]))
     out = torch.nn.Parameter(torch.rand(3, dtype=torch.float64))
-    _same(vjp([out], [out], [grad]), torch.autograd.grad([out], [out], [grad]))
+    with routes() as taken:
+        ours = [vjp([x * 1], [x], [grad]), vjp([out], [out], [grad])]
+    # x * 1 is a plain tensor (ops on a Parameter return Tensors): the scalar route, with
+    # torch's values still. The Parameter itself as an output goes to torch.
+    assert taken == ["scalar", "torch"]
+    _same(ours[0], torch.autograd.grad([x * 1], [x], [grad]))
+    _same(ours[1], torch.autograd.grad([out], [out], [grad]))
 
 
 def test_output_without_grad_raises_torchs_error() -> None:
     x = torch.rand(4, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(RuntimeError, match="does not require grad"):
+    with routes() as taken, pytest.raises(RuntimeError, match="does not require grad"):
         vjp([x.detach() * 2], [x], [torch.ones(4, dtype=torch.float64)])
+    assert taken == ["torch"]
 
 
 CUBE = textwrap.dedent("""
