@@ -352,15 +352,16 @@ def test_literal_inputs_are_passed_as_is(ops, write_spec, run_json):
                                                                    ("other", "passed")]
     assert [i["name"] for i in doc["results"][0]["inputs"]] == ["x"]
     module = import_file(ops)  # the module the run imported (imported once per process)
-    seen = set()
-    for alpha, options, index in module.SEEN:
-        # Plain Python values: a dict and a list, not the loader's bookkeeping subclasses.
-        assert type(options) is dict
-        assert index is None or type(index) is list
-        if isinstance(options.get("l"), list):
-            assert type(options["l"]) is list
-        seen.add((alpha, repr(options), repr(index)))
+    seen = {(alpha, repr(options), repr(index)) for alpha, options, index in module.SEEN}
     assert seen == {(2.5, "{'k': 2, 'l': [1, 2]}", "[0, 1]"), (1, "{'k': 3}", "None")}
+    # Plain Python values: dicts and lists, not the loader's bookkeeping subclasses.
+    default = [(options, index) for alpha, options, index in module.SEEN if alpha == 2.5]
+    other = [(options, index) for alpha, options, index in module.SEEN if alpha == 1]
+    assert default and other
+    for options, index in default:
+        assert type(options) is dict and type(options["l"]) is list and type(index) is list
+    for options, index in other:
+        assert type(options) is dict and index is None
 
 
 def test_cases_defaults_and_overrides(ops, write_spec, run_json):
@@ -423,6 +424,7 @@ def test_input_shapes_dtypes_and_ranges(ops, write_spec, run_json):
     shapes = {entry[:2] for entry in module.SEEN if len(entry) == 4}
     assert shapes == {((2, 3), "torch.float64"), ((), "torch.float64"), ((4,), "torch.float64")}
     ranged = [entry for entry in module.SEEN if len(entry) == 4 and entry[0] == (2, 3)]
+    assert ranged
     assert all(low >= 1.99 and high <= 3.01 for _, _, low, high in ranged)
 
 
