@@ -176,6 +176,30 @@ def test_no_import_cycles() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+# Data flows one way (paths -> specs -> tasks -> outcomes -> results -> reports): a layer
+# never imports the ones after it. The CHECKS registry (gradcheck_cli.engine.checks, torch-free
+# metadata) is read by every layer and is exempt.
+FORBIDDEN = {
+    "gradcheck_cli.engine": ("gradcheck_cli.execution", "gradcheck_cli.cli",
+                             "gradcheck_cli.report", "gradcheck_cli.api"),
+    "gradcheck_cli.report": ("gradcheck_cli.engine", "gradcheck_cli.execution"),
+}
+REGISTRIES = ("gradcheck_cli.engine.checks",)
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(f"{package}.")
+
+
+def test_layers_import_only_earlier_layers() -> None:
+    wrong = [f"{name} -> {other}"
+             for name, imported in sorted(GRAPH.items())
+             for layer, banned in FORBIDDEN.items() if _within(name, layer)
+             for other in sorted(imported)
+             if other not in REGISTRIES and any(_within(other, b) for b in banned)]
+    assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
+
+
 def _units(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, ast.AST]]:
     """Every function and class, nested ones included, by qualified name."""
     for node in ast.iter_child_nodes(tree):
