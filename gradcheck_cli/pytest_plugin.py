@@ -24,7 +24,7 @@ from gradcheck_cli.specs.collect import SPEC_SUFFIXES
 
 if TYPE_CHECKING:
     from gradcheck_cli.execution.tasks import Task
-    from gradcheck_cli.results import CheckResult
+    from gradcheck_cli.results import Advice, CheckResult
     from gradcheck_cli.settings import RunOptions
 
 INI_SPECS = "gradcheck_specs"
@@ -210,7 +210,15 @@ def details_text(result: CheckResult) -> str:
     diagnoses and the command that reproduces it."""
     from gradcheck_cli.report.junit import details
 
-    return details(result)
+    return details(result, advise=_advise)
+
+
+def _advise(advice: Advice) -> str:
+    """Advice in the plugin's words: what to add to the `reproduce:` command shown (the
+    plugin itself takes only [tool.gradcheck-cli] settings)."""
+    from gradcheck_cli.cli.advice import advise
+
+    return f"{advise(advice)} (on the reproduce command below)"
 
 
 class _SpecItem(pytest.Item):

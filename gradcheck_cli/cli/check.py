@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gradcheck_cli.cli.advice import advise
 from gradcheck_cli.cli.handler import elapsed
 from gradcheck_cli.cli.progress import progress_hooks
 from gradcheck_cli.engine.checks import CHECKS, default_checks
@@ -187,7 +188,8 @@ def choices(flags: dict[str, Any]) -> dict[str, Any]:
 def _report(report: Report, fmt: str, junit_xml: str | None, show_jacobian: bool) -> None:
     from gradcheck_cli.report import ReportOptions, render
 
-    render(fmt, report.results, ReportOptions(report.summary, sys.stdout, show_jacobian))
+    render(fmt, report.results,
+           ReportOptions(report.summary, sys.stdout, show_jacobian, advise=advise))
     sys.stdout.flush()
     if junit_xml:
         _write_junit(Path(junit_xml), report.results, report.summary)
@@ -198,6 +200,6 @@ def _write_junit(path: Path, results: list[CheckResult], summary: Summary) -> No
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(junit.document(results, summary), encoding="utf-8")
+        path.write_text(junit.document(results, summary, advise), encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the JUnit report: {exc}", file=str(path)) from None
