@@ -36,8 +36,6 @@ class Report:
         """As the command line exits: the summary's code, with "nothing collected" allowed
         where the settings allow it (pre-commit, `allow_empty`); a selection that matches
         nothing is a usage error, even under pre-commit."""
-        if self.selection_error is not None and not self.summary.interrupted:
-            return ExitCode.USAGE_ERROR
         code = self.summary.exit_code
         if code is ExitCode.NO_CHECKS and self.allow_empty:
             return ExitCode.OK
@@ -85,6 +83,8 @@ def run_items(items: list[Item], settings: Settings, *,
     duration = elapsed() if elapsed is not None else time.perf_counter() - started
     summary = Summary.of(outcome.results, duration)
     summary.interrupted = outcome.interrupted
+    if outcome.selection_error is not None:
+        summary.selection_error = str(outcome.selection_error)
     return Report(outcome.results, summary, allow_empty=settings.allow_empty,
                   selection_error=outcome.selection_error)
 

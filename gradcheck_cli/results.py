@@ -149,6 +149,8 @@ class Summary:
     skipped: int = 0
     duration: float = 0.0
     interrupted: bool = False
+    # A Function or case chosen that matches nothing planned (a typo): a usage error.
+    selection_error: str | None = None
 
     @classmethod
     def of(cls, results: list[CheckResult], duration: float = 0.0) -> Summary:
@@ -166,11 +168,14 @@ class Summary:
     def exit_code(self) -> ExitCode:
         """The process exit status, as pytest's: the one place that decides it.
 
-        2 when interrupted, 1 when any check failed or errored, 5 when nothing was
-        collected, else 0 (skipped checks do not fail a run).
+        2 when interrupted, 4 when a Function or case chosen matches nothing, 1 when any
+        check failed or errored, 5 when nothing was collected, else 0 (skipped checks do
+        not fail a run).
         """
         if self.interrupted:
             return ExitCode.INTERRUPTED
+        if self.selection_error is not None:
+            return ExitCode.USAGE_ERROR
         if self.failed or self.error:
             return ExitCode.FAILED
         if self.total == 0:

@@ -396,4 +396,4 @@ def test_function_filter_and_no_match(write_op, run_json):
     assert statuses(doc) == {("Square", "gradcheck"): "passed"}
     doc = run_json("ops.py", "-k", "Nothing")
     assert doc["results"] == []
-    assert doc["_exit_code"] == 5
+    assert doc["_exit_code"] == 4  # a -k that matches nothing is a typo: a usage error
