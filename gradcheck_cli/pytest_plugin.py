@@ -170,12 +170,28 @@ class SpecFile(pytest.File):
 
 
 def _unrunnable(task: Task) -> CheckResult | None:
-    """Why the task's module or Function cannot be checked at all, found at collection."""
-    from gradcheck_cli.execution.execute import load_target
-    from gradcheck_cli.results import CheckResult
+    """Why the task's Function cannot be checked at all, told at collection from the
+    module's source alone: collecting never imports the user's module (nor torch), so
+    `pytest -m "not gradcheck"` costs nothing. Problems only an import shows (a module
+    that raises) fail the items when they run."""
+    from gradcheck_cli.errors import SpecError, did_you_mean
+    from gradcheck_cli.execution.tasks import error_result
+    from gradcheck_cli.specs.collect import display
+    from gradcheck_cli.target.discovery import load_problem, names_defined
 
-    target = load_target(task)
-    return target if isinstance(target, CheckResult) else None
+    problem = load_problem(task.module)
+    if problem is not None:
+        return error_result(task.module, task.spec, problem)
+    names = names_defined(task.module)
+    if names is None or task.function in names:
+        return None
+    public = sorted(n for n in names if not n.startswith("_"))
+    missing = SpecError(
+        f"`{task.function}` is not defined in {display(task.module)}",
+        file=display(task.spec) if task.spec else None, line=task.spec_line,
+        hint=did_you_mean(task.function, public)
+        or "name a torch.autograd.Function subclass or a function of that module")
+    return error_result(task.module, task.spec, missing, task.function, task.case.name)
 
 
 def _unique(name: str, seen: set[str]) -> str:

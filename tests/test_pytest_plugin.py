@@ -278,3 +278,17 @@ def test_plugin_and_cli_run_the_same_checks_for_the_same_project_config(
     assert from_plugin == from_cli
     assert "MultiplyAdd[cpu-float32]" in from_plugin
     assert "MultiplyAdd[cpu-capabilities]" in from_plugin
+
+
+def test_deselecting_gradcheck_items_does_not_import_torch(project: pytest.Pytester) -> None:
+    """Collecting spec items reads YAML and the module's source only: `-m "not gradcheck"`
+    leaves a test run as light as without the plugin."""
+    project.makepyfile(test_plain='''
+        import sys
+
+        def test_plain():
+            assert "torch" not in sys.modules
+    ''')
+    result = project.runpytest_subprocess("-m", "not gradcheck", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 1 and outcomes["deselected"] >= 6, outcomes

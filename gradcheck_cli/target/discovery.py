@@ -84,22 +84,14 @@ def import_file(path: Path) -> ModuleType:
     path = path.resolve()
     if path in _loaded:
         return _loaded[path]
-    if not path.exists():
-        raise ModuleLoadError("module file not found", file=str(path),
-                              hint="check the `module:` path (relative to the spec file)")
-    if path.suffix != ".py":
-        raise ModuleLoadError("not a Python file", file=str(path))
+    unloadable = _file_problem(path)
+    if unloadable is not None:
+        raise unloadable
     root, dotted = package_root(path)
     try:
         module = _import_in_package(path, root, dotted) if "." in dotted else _import_unique(path)
     except SyntaxError as exc:
-        raise ModuleLoadError(
-            f"syntax error: {exc.msg}",
-            file=exc.filename or str(path),
-            line=exc.lineno,
-            column=exc.offset,
-            hint="fix the syntax; `python -m py_compile FILE` shows the same error",
-        ) from None
+        raise _syntax_error(exc, path) from None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit too: a module calling exit() is the user's bug
@@ -113,6 +105,41 @@ def import_file(path: Path) -> ModuleType:
         ) from exc
     _loaded[path] = module
     return module
+
+
+def _file_problem(path: Path) -> ModuleLoadError | None:
+    if not path.exists():
+        return ModuleLoadError("module file not found", file=str(path),
+                               hint="check the `module:` path (relative to the spec file)")
+    if path.suffix != ".py":
+        return ModuleLoadError("not a Python file", file=str(path))
+    return None
+
+
+def _syntax_error(exc: SyntaxError, path: Path) -> ModuleLoadError:
+    return ModuleLoadError(
+        f"syntax error: {exc.msg}",
+        file=exc.filename or str(path),
+        line=exc.lineno,
+        column=exc.offset,
+        hint="fix the syntax; `python -m py_compile FILE` shows the same error",
+    )
+
+
+def load_problem(path: Path) -> ModuleLoadError | None:
+    """What keeps a file from importing that its source alone shows (missing, not Python,
+    a syntax error), told without importing it; None when it may import."""
+    path = path.resolve()
+    problem = _file_problem(path)
+    if problem is not None:
+        return problem
+    try:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return _syntax_error(exc, path)
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _import_in_package(path: Path, root: Path, dotted: str) -> ModuleType:
@@ -339,3 +366,37 @@ def candidate_names(module: ModuleType) -> list[str]:
         if not name.startswith("_") and callable(value)
         and getattr(value, "__module__", None) == module.__name__
     ]
+
+
+def names_defined(path: Path) -> set[str] | None:
+    """The names a file defines at its top level (classes, functions, assignments, imports,
+    inside top-level if/try/with blocks too), read from its source without importing it;
+    None when the source cannot tell (a syntax error, `from x import *`, `globals()`)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []):
+                    pending.extend(child.body if isinstance(child, ast.ExceptHandler)
+                                   else [child])
+    if any(isinstance(n, ast.Name) and n.id in ("globals", "setattr", "exec")
+           for n in ast.walk(tree)):
+        return None
+    return names
