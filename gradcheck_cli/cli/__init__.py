@@ -1,7 +1,8 @@
 """The command line: pick the verb, run it through the one error handler, return the exit code.
 
 Importing this package must not import torch: `--help`, `--version` and completion stay
-instant, and a fully cached run never imports it.
+instant, and a fully cached run never imports it. It imports nothing else either, so that
+Ctrl-C in the first instant is caught by `main` like any other.
 """
 
 from __future__ import annotations
@@ -9,17 +10,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from gradcheck_cli.cli.handler import invoke, started_now
+EXIT_INTERRUPTED = 2  # errors.ExitCode.INTERRUPTED, before anything is imported
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (pytest's convention)."""
-    started_now()
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "init":
-        from gradcheck_cli.cli.init import command as init
+    try:
+        from gradcheck_cli.cli.handler import invoke, started_now
 
-        return invoke(init, args[1:], "gradcheck-cli init")
-    from gradcheck_cli.cli.check import command
+        started_now()
+        args = list(sys.argv[1:] if argv is None else argv)
+        if args and args[0] == "init":
+            from gradcheck_cli.cli.init import command as init
 
-    return invoke(command, args, "gradcheck-cli")
+            return invoke(init, args[1:], "gradcheck-cli init")
+        from gradcheck_cli.cli.check import command
+
+        return invoke(command, args, "gradcheck-cli")
+    except KeyboardInterrupt:  # while importing, before the handler could catch it
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED

@@ -14,7 +14,7 @@ import click
 
 from gradcheck_cli.cli.advice import advise
 from gradcheck_cli.cli.handler import elapsed
-from gradcheck_cli.cli.progress import progress_hooks
+from gradcheck_cli.cli.progress import ProgressBar
 from gradcheck_cli.engine.checks import CHECKS, default_checks
 from gradcheck_cli.errors import UsageError
 from gradcheck_cli.quiet import quiet_torch_import
@@ -153,7 +153,11 @@ def command(**kwargs: Any) -> int:
 
         plot.require_matplotlib()
     quiet_torch_import()
-    report = api.run_items(items, settings, elapsed=elapsed, **progress_hooks(len(items)))
+    bar = ProgressBar(len(items))
+    try:
+        report = api.run_items(items, settings, elapsed=elapsed, **bar.hooks())
+    finally:
+        bar.stop()
     if kwargs["plot"]:
         from gradcheck_cli.report import plot
 

@@ -10,30 +10,45 @@ if TYPE_CHECKING:
     from gradcheck_cli.results import CheckResult
 
 
-def progress_hooks(items: int) -> dict[str, Any]:
-    """A progress bar on stderr in a terminal (never in CI logs), fed as results finish."""
-    if items == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
-        return {}
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+class ProgressBar:
+    """A progress bar on stderr in a terminal (never in CI logs), fed as results finish.
 
-    progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.description}"), console=Console(stderr=True),
-                        transient=True)
-    state: dict[str, Any] = {}
+    `stop()` clears it; the command calls it before printing the report, so that an
+    interrupted run's report is not drawn over (and again at exit, in case).
+    """
 
-    def on_start(total: int) -> None:
-        progress.start()
-        state["task"] = progress.add_task("", total=total)
+    def __init__(self, items: int) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        if items == 0 or not sys.stderr.isatty() or os.environ.get("CI"):
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    def on_result(result: CheckResult, done: int, total: int) -> None:
-        if "task" in state:
-            progress.update(state["task"], completed=done, total=total,
+        self.bar = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), console=Console(stderr=True),
+                            transient=True)
+        import atexit
+
+        atexit.register(self.stop)
+
+    def hooks(self) -> dict[str, Any]:
+        """The run's `on_start` and `on_result` callbacks (none without a bar)."""
+        if self.bar is None:
+            return {}
+        return {"on_start": self.on_start, "on_result": self.on_result}
+
+    def on_start(self, total: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("", total=total)
+
+    def on_result(self, result: CheckResult, done: int, total: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=done, total=total,
                             description=f"{result.function or ''} {result.status.value}")
             if done >= total:
-                progress.stop()
+                self.stop()
 
-    import atexit
-
-    atexit.register(progress.stop)
-    return {"on_start": on_start, "on_result": on_result}
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -128,12 +128,17 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
         from gradcheck_cli.engine.vjp import import_autograd_shapes
 
         import_autograd_shapes()
+    try:
+        _serve(conn, options)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        # The parent is gone (Ctrl-C, or the run is over): nobody is left to tell.
+        return
+
+
+def _serve(conn: Connection, options: RunOptions) -> None:
     conn.send(Ready())
     while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
+        job = conn.recv()
         if job is None:
             return
         for message in run_job_here(job, options):
