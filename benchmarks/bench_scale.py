@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = Path(__file__).resolve().parent / "scale_ops.py"
 sys.path.insert(0, str(ROOT))
 
-from gradcheck_cli.engine.checks.checker import gradcheck  # noqa: E402
+from gradcheck_cli.engine.checks.gradcheck import gradcheck  # noqa: E402
 from gradcheck_cli.engine.outcome import Outcome, Tolerances  # noqa: E402
 from gradcheck_cli.results import Status  # noqa: E402
 from gradcheck_cli.target.discovery import Target, import_file, resolve  # noqa: E402

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from gradcheck_cli.results import Advice, InputError, Status
 
 if TYPE_CHECKING:
-    from gradcheck_cli.engine.jacobian import Comparison
+    from gradcheck_cli.engine.stats import Comparison
     from gradcheck_cli.target.discovery import Target
 
 

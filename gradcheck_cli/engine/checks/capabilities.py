@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor

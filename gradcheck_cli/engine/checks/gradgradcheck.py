@@ -1,5 +1,8 @@
-"""gradgradcheck: the second-order check, gradcheck of backward's gradients w.r.t. inputs
-and grad_outputs (the function checked runs backward with create_graph)."""
+"""gradgradcheck: the second-order check, gradcheck of backward's gradients.
+
+Its function checked maps (inputs, grad_outputs) to backward's gradients w.r.t. the inputs
+(backward runs with create_graph), as torch's gradgradcheck.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 import torch
 
 from gradcheck_cli.engine import cost
-from gradcheck_cli.engine.checks.checker import Checker
+from gradcheck_cli.engine.checks.sequence import check_jacobians
+from gradcheck_cli.engine.checks.subject import Request, Subject
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
@@ -71,7 +75,6 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
         return f"output {index}"
 
     budget = cost.memory_budget(max_elements, max_memory)
-    checker = Checker(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
-                       tolerances, budget, "second", output_name, first_order_ok, mode=mode,
-                       seed=seed, max_seconds=max_seconds)
-    return checker.run()
+    subject = Subject(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
+                      "second", output_name, first_order_ok)
+    return check_jacobians(subject, Request(tolerances, budget, mode, seed, max_seconds))

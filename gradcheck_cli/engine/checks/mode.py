@@ -1,0 +1,131 @@
+"""Exact or probe mode for one check: `cost.choose` on the check's sizes and measured timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.checks.subject import Request, Subject
+from gradcheck_cli.engine.jacobian import (
+    WrongGradientShape,
+    analytical_row,
+    is_diff_tensor,
+    sizes_of,
+)
+from gradcheck_cli.engine.outcome import Outcome
+from gradcheck_cli.results import Advice, Status
+
+# Analytical rows sampled to estimate the nonzeros of a Jacobian too large to hold dense.
+NONZERO_SAMPLE_ROWS = 8
+
+
+@dataclass
+class ModeChoice:
+    """The mode a check runs in, and why auto mode chose probe (empty otherwise)."""
+
+    mode: str
+    reason: str = ""
+
+    @classmethod
+    def before_measuring(cls, requested: str) -> ModeChoice:
+        """Exact unless probe was asked for, until `choose_mode` has measured."""
+        return cls("exact" if requested == "auto" else requested)
+
+
+def choose_mode(subject: Subject, request: Request, choice: ModeChoice,
+                func_out: tuple[Any, ...], diff_outputs: list[torch.Tensor],
+                forward_seconds: float) -> Outcome | None:
+    """Settle `choice` from the cost of exact mode; an error outcome when exact mode was
+    asked for and cannot fit the memory budget."""
+    if request.mode == "probe":
+        return None
+    parts = 2 if any(o.is_complex() for o in diff_outputs) else 1
+    sizes = sizes_of(subject.args, func_out, parts)
+    plan = cost.plan_exact(sizes, request.budget_bytes)
+    if request.mode == "auto":
+        decision = _auto(subject, request, sizes, plan, diff_outputs, forward_seconds)
+        if decision.mode == "probe" or plan.layout == "dense":
+            choice.mode, choice.reason = decision.mode, decision.reason
+            return None
+    elif plan.layout == "dense":
+        return None
+    # Exact mode would keep nonzeros only: estimate them from a few analytical rows.
+    total = sizes.output_numel
+    count = min(total, NONZERO_SAMPLE_ROWS)
+    rows: list[int | None] = [(i * total) // count + total // (2 * count)
+                              for i in range(count)]
+    nonzeros: list[int] = []
+    _time_backward(subject, request, diff_outputs, rows, nonzeros)
+    estimate = sum(nonzeros) * total // max(1, count)
+    decision = cost.choose(request.mode, sizes, request.budget_bytes, None, estimate,
+                           max_seconds=request.max_seconds)
+    if request.mode == "exact":
+        return None if decision.plan.fits else exact_too_large(decision.plan.needed_bytes,
+                                                               request.budget_bytes)
+    choice.mode, choice.reason = decision.mode, decision.reason
+    return None
+
+
+def _auto(subject: Subject, request: Request, sizes: cost.Sizes, plan: cost.ExactPlan,
+          diff_outputs: list[torch.Tensor], forward_seconds: float) -> cost.Decision:
+    """Auto mode's decision from timings: backward is taken to cost a forward until that
+    could tip the balance; the first forward may include one-off warm-up, so a slow one is
+    timed again."""
+    limit = request.max_seconds / 4
+    timing = cost.Timing(forward_seconds, forward_seconds)
+    if cost.exact_seconds(sizes, timing) > limit:
+        forward_seconds = min(forward_seconds, _time_forward(subject))
+        timing = cost.Timing(forward_seconds, forward_seconds)
+    if cost.exact_seconds(sizes, timing) > limit or plan.layout != "dense":
+        timing = cost.Timing(forward_seconds,
+                             _time_backward(subject, request, diff_outputs, [None]))
+    return cost.choose("auto", sizes, request.budget_bytes, timing,
+                       max_seconds=request.max_seconds)
+
+
+def _time_forward(subject: Subject) -> float:
+    started = time.perf_counter()
+    try:
+        subject.fn(*subject.args)
+    except Exception as exc:
+        raise subject.stop(exc, subject.evaluated) from None
+    return time.perf_counter() - started
+
+
+def _time_backward(subject: Subject, request: Request, outputs: list[torch.Tensor],
+                   rows: list[int | None], nonzeros: list[int] | None = None) -> float:
+    """Seconds of one backward (the fastest of `rows`: None is a random vᵀJ); the
+    nonzeros of each analytical row go to `nonzeros`."""
+    inputs = [a for a in subject.args if is_diff_tensor(a)]
+    sizes = [o.numel() for o in outputs]
+    generator = torch.Generator().manual_seed(request.seed)
+    best = float("inf")
+    for row in rows:
+        vector = None
+        if row is None:
+            vector = torch.rand(sum(sizes), generator=generator, dtype=torch.float64)
+        started = time.perf_counter()
+        try:
+            grads = analytical_row(outputs, inputs, sizes, row or 0, grad_output=vector)
+        except WrongGradientShape:
+            return 0.0  # reported by the comparison itself, with the input's name
+        except Exception as exc:
+            raise subject.stop(exc, "backward") from None
+        best = min(best, time.perf_counter() - started)
+        if nonzeros is not None:
+            nonzeros.append(sum(int((g != 0).sum()) for g in grads))
+    return best
+
+
+def exact_too_large(needed: int, budget: int) -> Outcome:
+    """Exact mode was asked for and its Jacobians do not fit the memory budget."""
+    return Outcome(
+        Status.ERROR,
+        f"exact mode needs about {cost.human_bytes(needed)} for the Jacobians (their "
+        f"nonzero entries), over the memory budget of {cost.human_bytes(budget)}",
+        advice=[Advice("probe_mode"), Advice("more_memory", needed=needed)])
+

@@ -1,0 +1,108 @@
+"""torch's checks before any Jacobian: inputs that require grad, finite outputs, no-output cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gradcheck_cli.engine.checks.subject import Stop, Subject
+from gradcheck_cli.engine.jacobian import (
+    as_tuple,
+    diff_positions,
+    flat_outputs,
+    is_diff_tensor,
+    numerical_columns,
+    unravel,
+)
+from gradcheck_cli.engine.outcome import Outcome
+from gradcheck_cli.results import Status, format_index
+
+# Inputs larger than this are checked for "no differentiable output, yet it moves" by one
+# random-direction difference rather than one central difference per element.
+SMALL_INPUT = 4096
+
+
+def check_inputs(subject: Subject) -> Outcome | None:
+    """An error when no input requires grad or one is an expanded tensor, else None."""
+    positions = diff_positions(subject.args)
+    if not positions:
+        return Outcome(Status.ERROR, "no input requires grad, so there is no gradient to "
+                       "check: give at least one floating tensor input with "
+                       "`requires_grad: true`")
+    for i in positions:
+        tensor = subject.args[i]
+        if any(st == 0 and sz > 1 for st, sz in zip(tensor.stride(), tensor.size())):
+            return Outcome(Status.ERROR, f"input `{subject.names[i]}` has a dimension with "
+                           "stride 0 (an expanded tensor); pass a contiguous tensor")
+    return None
+
+
+def _floating(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+
+
+def check_finite_outputs(subject: Subject, func_out: tuple[Any, ...]) -> None:
+    """Stop the check at the first output with NaN or Inf: outside the domain (first
+    order), or a bug of backward (second order, whose outputs are its gradients)."""
+    for index, out in enumerate(func_out):
+        if not _floating(out):
+            continue
+        bad = ~torch.isfinite(out.detach())
+        if not bool(bad.any()):
+            continue
+        first = unravel(int(torch.nonzero(bad.reshape(-1))[0]), out.shape)
+        value = out.detach()[first].item()
+        where = (f"{subject.output_name(index)}: {int(bad.sum())} of {out.numel()} (first "
+                 f"{value} at {format_index(first)})")
+        if subject.order == "second":
+            raise Stop(Outcome(
+                Status.FAILED, f"backward returned non-finite values in {where} where "
+                               "forward is finite",
+                location=subject.backward_location))
+        raise Stop(Outcome(
+            Status.ERROR,
+            f"forward returned non-finite values in {where}. The inputs are probably outside "
+            "the function's domain: narrow them with `low`/`high` in the spec.",
+            location=subject.target.forward_location))
+
+
+def no_differentiable_outputs(subject: Subject, mode: str, eps: float, seed: int,
+                              func_out: tuple[Any, ...]) -> Outcome:
+    """As torch: with no differentiable output, the numerical gradient must be zero."""
+    positions = [i for i, o in enumerate(func_out) if _floating(o)]
+    for i, arg in enumerate(subject.args):
+        if not is_diff_tensor(arg):
+            continue
+        if mode == "probe" or arg.numel() > SMALL_INPUT:
+            changes = _moves_outputs(subject, i, func_out, positions, eps, seed)
+        else:
+            changes = any(bool((column != 0).any()) for _, column in numerical_columns(
+                subject.fn, subject.args, i, func_out, positions, eps))
+        if changes:
+            return Outcome(
+                Status.FAILED,
+                f"no output of forward requires grad, yet the outputs change with "
+                f"`{subject.names[i]}`: forward detached its result or marked it "
+                "non-differentiable (ctx.mark_non_differentiable)",
+                location=subject.target.forward_location)
+    return Outcome(Status.PASSED, "no differentiable outputs; the numerical gradient is zero")
+
+
+def _moves_outputs(subject: Subject, position: int, func_out: tuple[Any, ...],
+                   positions: list[int], eps: float, seed: int) -> bool:
+    """Whether the outputs change when the whole input moves by ±eps along a random
+    direction: one central difference instead of one per element."""
+    data = subject.args[position].data
+    original = data.clone()
+    generator = torch.Generator().manual_seed(seed)
+    direction = (torch.rand(data.shape, generator=generator, dtype=torch.float64) + 0.5
+                 ).to(data.dtype)
+    try:
+        data.copy_(original + eps * direction)
+        after = flat_outputs(as_tuple(subject.fn(*subject.args)), positions)
+        data.copy_(original - eps * direction)
+        before = flat_outputs(as_tuple(subject.fn(*subject.args)), positions)
+    finally:
+        data.copy_(original)
+    return bool((after != before).any())

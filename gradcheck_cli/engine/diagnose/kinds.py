@@ -1,0 +1,26 @@
+"""Every diagnosis kind: the values `Diagnosis.kind` holds; each member is also its rule's entry."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Kind(str, enum.Enum):
+    """A diagnosis kind. Each member is the registration of one rule: its module is
+    `gradcheck_cli.engine.diagnose.rules.<value, dashes as underscores>`, whose `RULE` (a
+    `Rule`) holds the kind's exact form and probe form (see `registry`)."""
+
+    NONDETERMINISTIC = "nondeterministic"
+    KINK = "kink"
+    SECOND_ORDER = "second-order"
+    ZERO = "zero"
+    SWAPPED = "swapped"
+    SIGN = "sign"
+    SCALE = "scale"
+    TRANSPOSED = "transposed"
+    PARTIAL = "partial"
+    UNKNOWN = "unknown"
+    PRECISION = "precision"
+
+    def __str__(self) -> str:
+        return self.value
