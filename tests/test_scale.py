@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from gradcheck_cli.engine import cost, jacobian
-from gradcheck_cli.engine.checks.checker import gradcheck
+from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.stats import InputStats
 from gradcheck_cli.results import Status
 from gradcheck_cli.target.discovery import Target, import_file, resolve
 
@@ -42,7 +43,7 @@ def uniform(seed: int, *shape: int, dtype: torch.dtype = torch.float64) -> torch
     return values.to(dtype).requires_grad_()
 
 
-def summary(stats: jacobian.InputStats) -> tuple[Any, ...]:
+def summary(stats: InputStats) -> tuple[Any, ...]:
     return (stats.position, stats.numel, stats.max_abs, stats.max_rel, stats.wrong, stats.worst,
             stats.worst_wrong, stats.nonfinite_analytical, stats.nonfinite_numerical,
             stats.first_nonfinite, stats.nondeterminism, stats.rows_wrong_by_output)
@@ -193,8 +194,13 @@ def test_forced_exact_over_the_budget_is_an_error_that_says_what_to_do():
                                max_memory=MB)
     assert outcome.status is Status.ERROR
     assert outcome.mode == "exact"
-    assert "--mode probe" in outcome.message and "--max-memory" in outcome.message
-    assert "MB" in outcome.message
+    assert outcome.message.startswith("exact mode needs about ")
+    assert outcome.message.endswith("over the memory budget of 1 MB")
+    assert "--" not in outcome.message  # what to do is advice, as data
+    assert [a.kind for a in outcome.advice] == ["probe_mode", "more_memory"]
+    needed = outcome.advice[1].needed
+    assert needed is not None and needed > MB
+    assert cost.human_bytes(needed) in outcome.message
 
 
 def test_auto_falls_back_to_probe_when_exact_does_not_fit():
