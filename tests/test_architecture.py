@@ -35,15 +35,7 @@ MAX_CLASS_LINES = 250
 # Offenders tolerated for now, as "path" (a module's length), "path::qualified.name" (a
 # function's or class's) or "path:docstring": being split in issue 10. Empty it as the
 # splits land; an entry that no longer offends fails the test, so it cannot linger.
-ALLOWED: frozenset[str] = frozenset({
-    # being split in issue 10
-    "gradcheck_cli/engine/checks/checker.py",
-    "gradcheck_cli/engine/checks/checker.py::Checker",
-    "gradcheck_cli/engine/jacobian.py",
-    "gradcheck_cli/engine/probe.py",
-    "gradcheck_cli/engine/probe.py::_Prober",
-    "gradcheck_cli/engine/checks/gradgradcheck.py:docstring",
-})
+ALLOWED: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
