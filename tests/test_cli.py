@@ -340,21 +340,23 @@ def test_module_that_fails_to_import(write_op, write_spec, run_json, run_cli):
                 return 2 * g
     ''', "bad.py")
     write_op(GOOD, "good.py")
+    # In a folder of its own: a spec beside bad.py would stand for it (and be used by
+    # `gradcheck-cli bad.py`), which test_spec_lookup covers.
     write_spec('''
-        module: bad.py
+        module: ../bad.py
         functions:
           Square:
             inputs:
               - {shape: [2]}
-    ''')
-    doc = run_json("bad.py", "spec.yaml", "good.py")
+    ''', "elsewhere/spec.yaml")
+    doc = run_json("bad.py", "elsewhere/spec.yaml", "good.py")
     assert doc["_exit_code"] == 1
     assert len(doc["results"]) == 4
     good = [r for r in doc["results"] if r["module"] == "good.py"]
     assert [(r["function"], r["status"]) for r in good] == [("Square", "passed")] * 2
     bad_module = only(doc, module="bad.py", spec=None)
-    bad_spec = only(doc, module="bad.py", spec="spec.yaml")
-    for result, spec in ((bad_module, None), (bad_spec, "spec.yaml")):
+    bad_spec = only(doc, module="bad.py", spec="elsewhere/spec.yaml")
+    for result, spec in ((bad_module, None), (bad_spec, "elsewhere/spec.yaml")):
         assert result["function"] is None
         assert result["status"] == "error"
         assert result["module"] == "bad.py"

@@ -63,12 +63,13 @@ def might_define_functions(path: Path) -> bool:
         return True
 
 
-def specs_referencing(folder: Path) -> dict[Path, list[Path]]:
-    """module file -> the specs in `folder` whose `module:` names it."""
+def specs_referencing(folder: Path, recursive: bool = True) -> dict[Path, list[Path]]:
+    """module file -> the specs in `folder` (and below it, unless not `recursive`) whose
+    `module:` names it."""
     from gradcheck_cli.specs.specfile import load_spec
 
     found: dict[Path, list[Path]] = {}
-    for spec_path in _walk_specs(folder):
+    for spec_path in _walk_specs(folder, recursive):
         spec = load_spec(spec_path)
         if spec.module is not None:
             found.setdefault(spec.module.resolve(), []).append(spec_path)
@@ -79,8 +80,9 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
             specs_folder: Path | None = None) -> tuple[list[Item], list[str]]:
     """Expand files and folders (all specs below a folder), keeping the user's order.
 
-    A .py file stands for the specs in `specs_folder` that name it; with none, its
-    Functions are found and their inputs inferred. `ignore` holds files or folders to
+    A .py file stands for the specs that name it as their `module:`, beside it or in
+    `specs_folder` (where `gradcheck-cli init` writes them); with none, its Functions are
+    found and their inputs inferred. `ignore` holds files or folders to
     leave out, as pytest's --ignore. Returns the items and notes for the user.
     """
     items: list[Item] = []
@@ -112,7 +114,9 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
         elif path.suffix == ".py":
             if referencing is None:
                 referencing = specs_referencing(specs_folder) if specs_folder else {}
-            specs = referencing.get(path.resolve())
+            beside = specs_referencing(path.parent, recursive=False)
+            specs = list(dict.fromkeys([*beside.get(path.resolve(), []),
+                                        *referencing.get(path.resolve(), [])]))
             if specs:
                 for spec in specs:
                     add(spec, "spec")
@@ -125,10 +129,11 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
     return items, notes
 
 
-def _walk_specs(folder: Path) -> list[Path]:
+def _walk_specs(folder: Path, recursive: bool = True) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")) \
+            if recursive else []
         for name in sorted(files):
             if name.endswith(SPEC_SUFFIXES) and looks_like_spec(Path(root) / name):
                 found.append(Path(root) / name)
