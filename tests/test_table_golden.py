@@ -99,4 +99,24 @@ def test_advice_is_one_line_under_a_failure_and_nothing_else_changes(monkeypatch
     assert "  what to do: set dodge_kinks; set more_memory (about 1048576 bytes)" \
         in _render_table(result)
     result.status = Status.PASSED
-    assert not any("what to do" in text for text in _render_table(result))
+    # A passed result has no details section: its advice is a note under the table.
+    lines = [t for t in _render_table(result) if "what to do" in t]
+    assert lines == ["note: op.yaml::Kinked[cpu-gradcheck]: what to do: set dodge_kinks; "
+                     "set more_memory (about 1048576 bytes)"]
+
+
+def test_advice_on_a_passed_result_shows_as_a_note() -> None:
+    """A probe verdict worth confirming exactly passes, with advice the table must not lose."""
+    import io
+
+    from gradcheck_cli.cli.advice import advise
+    from gradcheck_cli.report import ReportOptions, render
+    from gradcheck_cli.results import Advice, CheckResult, Status, Summary
+
+    result = CheckResult(module="ops.py", spec=None, function="Big", case="default",
+                         device="cpu", check="gradcheck", status=Status.PASSED,
+                         advice=[Advice("exact_mode")])
+    out = io.StringIO()
+    render("table", [result], ReportOptions(Summary.of([result]), out, advise=advise))
+    assert "note: ops.py::Big[cpu-gradcheck]: what to do: rerun with --mode exact to be sure" \
+        in out.getvalue()

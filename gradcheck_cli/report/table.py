@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report import ReportOptions, advice_line, format_error, result_id
+from gradcheck_cli.report import Advise, ReportOptions, advice_line, format_error, result_id
 from gradcheck_cli.results import CheckResult, Status, format_index
 
 STYLES = {
@@ -192,8 +192,9 @@ def _capability_notes(results: list[CheckResult]) -> list[Text]:
     return notes
 
 
-def _notes(results: list[CheckResult]) -> list[Text]:
-    """Why a check ran in probe mode, and notes on inputs that passed (failures say more)."""
+def _notes(results: list[CheckResult], advise: Advise) -> list[Text]:
+    """Why a check ran in probe mode, notes on inputs that passed (failures say more), and
+    advice on a result that passed (e.g. a probe verdict worth confirming exactly)."""
     notes = []
     for r in results:
         if r.status.is_problem:
@@ -204,6 +205,9 @@ def _notes(results: list[CheckResult]) -> list[Text]:
             if entry.note:
                 notes.append(Text(f"note: {result_id(r)}: {entry.name}: {entry.note}",
                                   style="dim"))
+        if r.advice:
+            words = "; ".join(dict.fromkeys(advise(a) for a in r.advice))
+            notes.append(Text(f"note: {result_id(r)}: what to do: {words}", style="dim"))
     return notes
 
 
@@ -230,7 +234,7 @@ def write(console: Console, results: list[CheckResult], options: ReportOptions) 
         console.print(capabilities)
         for note in _capability_notes(results):
             console.print(note)
-    notes = _notes(results)
+    notes = _notes(results, options.advise)
     if notes:
         console.print()
         for note in notes:
