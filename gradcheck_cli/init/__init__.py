@@ -1,1 +1,1 @@
-"""`init`: drafting starter specs from a user file, with shape inference from its AST."""
+"""Drafting inputs from forward's source: `init`'s starter specs, and `drafting.draft_inputs`."""
