@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 
@@ -9,8 +10,13 @@ import pytest
 import yaml
 
 from gradcheck_cli.cli import main
+from gradcheck_cli.init.drafting import draft_inputs
+from gradcheck_cli.init.rules.registry import TENSOR_OPS, tensor_op, unmodelled
 from gradcheck_cli.init.scaffold import default_output, module_reference
+from gradcheck_cli.init.shape_inference import Inference, Settings
+from gradcheck_cli.init.symbols import Dim
 from gradcheck_cli.specs.specfile import LiteralInput, TensorInput, load_spec
+from gradcheck_cli.target.discovery import find_functions, import_file
 
 ELEMENTWISE_AND_LINEAR = '''
 import torch
@@ -288,3 +294,128 @@ def test_the_readme_examples_pass_as_written(example: str, tmp_path: Path,
     assert _init(monkeypatch, tmp_path, str(source), "-o", str(spec)) == 0
     assert "TODO" not in spec.read_text().split("functions:")[1]
     assert main([str(spec), "--device", "cpu"]) == 0
+
+
+# ---------------------------------------------------------------- the shape rules in isolation
+
+# One row per rule (or family): forward's parameters, its body, and what inference makes of
+# each parameter: its dims (letters are free sizes, shared letters one size, `?` an unknown
+# rank), then `in (low, high)` for a domain, `int` for a dim/size argument, `opaque` when it
+# goes where no rule models. Teaching inference an op: add its rule and a row here.
+RULES = [
+    ("x, w", "return x @ w", {"x": "a b", "w": "b c"}),
+    ("x, w, b", "return x @ w.T + b", {"x": "a b", "w": "c b", "b": "c"}),
+    ("a, b", "return torch.mm(a, b)", {"a": "a b", "b": "b c"}),
+    ("a, b", "return a.bmm(b)", {"a": "a b", "b": "b c"}),
+    ("m, v", "return torch.mv(m, v.view(-1))", {"m": "a b", "v": "b"}),
+    ("u, v", "return torch.outer(u, v)", {"u": "a", "v": "b"}),
+    ("a, b", 'return torch.einsum("bij,bjk->bik", a, b)', {"a": "a b c", "b": "a c d"}),
+    ("x, w, b", "return F.linear(x, w, b)", {"x": "a b", "w": "c b", "b": "c"}),
+    ("x, w, b", "return F.conv2d(x, w, b)", {"x": "a b 6 6", "w": "c b 3 3", "b": "c"}),
+    ("x, y", "return torch.tanh(x) * y", {"x": "?", "y": "?"}),
+    ("x", "return torch.log(x)", {"x": "? in (0.5, 2.0)"}),
+    ("x", "return x.acos()", {"x": "? in (-0.9, 0.9)"}),
+    ("x", "return torch.logit(x)", {"x": "? in (0.1, 0.9)"}),
+    ("x, y", "return x ** 0.5 / y", {"x": "? in (0.5, 2.0)", "y": "? in (0.5, 2.0)"}),
+    ("x, dim", "return x.softmax(dim)", {"x": "?", "dim": "? int"}),
+    ("x, w, b", "return torch.add(x @ w, b)", {"x": "a b", "w": "b c", "b": "c"}),
+    ("x, w, y", "return torch.mul(x @ w, y)", {"x": "a b", "w": "b c", "y": "a c"}),
+    ("x, w, b", "return (x @ w).sum(0) + b", {"x": "a b", "w": "b c", "b": "c"}),
+    ("x, w, y", "return (x @ w).max(y)", {"x": "a b", "w": "b c", "y": "a c"}),
+    ("x, w", "return x.t() @ w", {"x": "a b", "w": "a c"}),
+    ("x", "return x.transpose(0, 2)", {"x": "a b c"}),
+    ("x", "return x.permute(2, 0, 1)", {"x": "a b c"}),
+    ("x", "return x.view(2, -1)", {"x": "2 a"}),
+    ("x, w, b", "return (x @ w) * b.view(1, -1)", {"x": "a b", "w": "b c", "b": "c"}),
+    ("x, w, y", "return y.view_as(x @ w)", {"x": "a b", "w": "b c", "y": "a c"}),
+    ("x, w", "return torch.zeros(x.size(0), w.shape[1])", {"x": "a b", "w": "c d"}),
+    ("x, n", "return x.new_zeros(n, 3)", {"x": "?", "n": "? int"}),
+    ("x", "return torch.eye(x.shape[0]) @ x", {"x": "a b"}),
+    ("x, d", "return x.unsqueeze(d)", {"x": "?", "d": "? int"}),
+    ("x, w, y", "return torch.cat([x @ w, y])", {"x": "a b", "w": "b c", "y": "?"}),
+    ("x, y", "return x.numel() * y", {"x": "?", "y": "?"}),
+    ("x, i", "return torch.index_select(x, 0, i)", {"x": "? opaque", "i": "? opaque"}),
+    ("x", "return Other.apply(x)", {"x": "? opaque"}),
+]
+
+
+def _described(inference: Inference) -> dict[str, str]:
+    letters: dict[int, str] = {}
+
+    def dim(d: Dim) -> str:
+        root = d.root()
+        if root.size is not None:
+            return str(root.size)
+        return letters.setdefault(id(root), "abcdefgh"[len(letters)])
+
+    found = {}
+    for name, shape in inference.shapes.items():
+        root = shape.root()
+        text = "?" if root.dims is None else " ".join(dim(d) for d in root.dims)
+        if name in inference.domains:
+            text += f" in {inference.domains[name]}"
+        if name in inference.int_params:
+            text += " int"
+        if root.opaque:
+            text += " opaque"
+        found[name] = text
+    return found
+
+
+@pytest.mark.parametrize(("params", "body", "expected"), RULES, ids=[r[1] for r in RULES])
+def test_a_rule_infers_shapes(params: str, body: str, expected: dict[str, str]) -> None:
+    forward = ast.parse(f"def forward(ctx, {params}):\n    {body}\n").body[0]
+    assert isinstance(forward, ast.FunctionDef)
+    inference = Inference([p.strip() for p in params.split(",")], {}, Settings())
+    inference.walk(forward.body)
+    assert _described(inference) == expected
+
+
+def test_rules_are_registered_once() -> None:
+    assert TENSOR_OPS["exp"] is TENSOR_OPS["tanh"]  # one family, one rule
+    with pytest.raises(ValueError, match="exp exist already"):
+        tensor_op("a_new_op", "exp")(unmodelled)
+    assert "a_new_op" not in TENSOR_OPS
+
+
+# ---------------------------------------------------------------- drafts without a spec file
+
+DRAFTED = '''
+import torch
+
+CALLS = []
+
+
+class Affine(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, scale=2.0):
+        CALLS.append("forward")
+        out = x @ weight.T
+        if bias is not None:
+            out = out + bias
+        return out * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return None, None, None, None
+'''
+
+
+def test_draft_inputs_are_specs_and_nothing_runs(tmp_path: Path) -> None:
+    path = _write(tmp_path, "affine.py", DRAFTED)
+    module = import_file(path)
+    (target,) = find_functions(module, path)
+
+    drafts = draft_inputs(target)
+
+    assert module.CALLS == [] and list(tmp_path.iterdir()) == [path]
+    assert len(drafts) == len(set(drafts)) >= 2  # distinct: the guess, then fallbacks
+    x, weight, bias, scale = drafts[0]
+    assert isinstance(x, TensorInput) and isinstance(weight, TensorInput)
+    assert (x.name, x.shape, weight.shape) == ("x", (3, 4), (2, 4))
+    assert not x.requires_grad  # backward returns None for it
+    assert bias == LiteralInput(None, name="bias")
+    assert scale == LiteralInput(2.0, name="scale")
+    with_bias = drafts[1]  # the None default made a tensor, as a fallback
+    assert with_bias[2] == TensorInput(shape=(2,), name="bias")
+    assert all(isinstance(spec, (TensorInput, LiteralInput)) for d in drafts for spec in d)
