@@ -7,12 +7,24 @@ torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli.version import __version__
 
-_API = ("Report", "RunOptions", "Settings", "collect", "make_settings", "run", "run_items")
-__all__ = ["__version__", *_API]
+if TYPE_CHECKING:  # for type checkers: the names below, as `api` defines them
+    from gradcheck_cli.api import (
+        Report,
+        RunOptions,
+        Settings,
+        collect,
+        make_settings,
+        run,
+        run_items,
+    )
+
+__all__ = ["Report", "RunOptions", "Settings", "__version__", "collect", "make_settings", "run",
+           "run_items"]
+_API = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:

@@ -42,7 +42,7 @@ def test_a_typo_in_a_selection_exits_4_with_a_suggestion(
         spec: None, run_cli: Any, monkeypatch: pytest.MonkeyPatch, args: list[str],
         message: str, hint: str) -> None:
     monkeypatch.setenv("PRE_COMMIT", "1")  # nothing collected is fine there; a typo is not
-    code, out, err = run_cli("spec.yaml", *args)
+    code, _, err = run_cli("spec.yaml", *args)
     assert code == 4
     assert f"gradcheck-cli: error: {message}\n  hint: {hint}" in err
 

@@ -28,5 +28,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return invoke(command, args, "gradcheck-cli")
     except KeyboardInterrupt:  # while importing, before the handler could catch it
+        exec("None")  # resets CPython's unhandled-KeyboardInterrupt flag: handler.interrupted
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED

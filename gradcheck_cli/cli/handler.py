@@ -47,8 +47,7 @@ def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        return ExitCode.INTERRUPTED
+        return interrupted()
     except GradcheckCliError as exc:
         click.echo(f"{prog}: error: {exc}", err=True)
         return int(exc.exit_code)
@@ -56,9 +55,36 @@ def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
         exc.show()
         return ExitCode.USAGE_ERROR
     except Exception as exc:
+        if _caused_by_ctrl_c(exc):
+            return interrupted()
         _unexpected(exc, prog, args, verbose)
         return ExitCode.INTERNAL_ERROR
     return int(code or 0)
+
+
+def interrupted() -> int:
+    """Say so and give exit code 2, once Ctrl-C has been caught.
+
+    If the KeyboardInterrupt passed through code that Python ran from a string (dataclasses
+    and namedtuple build their methods with `exec`), CPython has noted it as unhandled and
+    would end the process by SIGINT after we return. Running any string resets that note.
+    """
+    exec("None")  # resets the flag (see above)
+    click.echo("interrupted", err=True)
+    return ExitCode.INTERRUPTED
+
+
+def _caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind this exception: Python wraps a KeyboardInterrupt raised at
+    some moments (a class body's __set_name__, an import) in another exception."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _unexpected(exc: Exception, prog: str, args: list[str], verbose: bool) -> None:
