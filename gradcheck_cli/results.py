@@ -110,6 +110,9 @@ class CheckResult:
     # "shape": [outputs, input elements], "downsampled": bool}, failing inputs only.
     jacobians: dict[str, dict[str, Any]] | None = None
     advice: list[Advice] = field(default_factory=list)
+    # A bare .py's inputs, as inferred from forward (`x (4, 3), weight (5, 3)`); None when
+    # a spec gave them.
+    inputs_inferred: str | None = None
 
     @property
     def before_checks(self) -> bool:

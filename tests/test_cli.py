@@ -212,6 +212,37 @@ def test_inferred_inputs_default_shape_and_shape_option(write_op, run_json):
 
 
 def test_inferred_inputs_that_forward_rejects_suggest_a_spec(write_op, run_json, run_cli):
+    """No draft fits forward: an error (never a failure) in one line, with the command that
+    writes a spec to fill in."""
+    write_op('''
+        import torch
+
+
+        class Pick(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, table):
+                return torch.stack([x[i] for i in table.keys()])
+
+            @staticmethod
+            def backward(ctx, g):
+                return g, None
+    ''')
+    doc = run_json("ops.py", "--check", "gradcheck")
+    result = only(doc, function="Pick")
+    assert result["status"] == "error"
+    assert result["location"] == "ops.py:6"  # forward's line
+    lines = result["message"].splitlines()
+    assert lines[0].startswith("no inputs inferred for `Pick` fit its forward (")
+    assert "AttributeError: 'Tensor' object has no attribute 'keys'" in lines[0]
+    assert lines[1:] == ["  hint: write a spec with the inputs it expects: "
+                         "gradcheck-cli init ops.py"]
+    code, out, _ = run_cli("ops.py", "--check", "gradcheck")
+    assert code == 1
+    assert "no inputs inferred for `Pick` fit its forward" in out
+
+
+def test_inferred_index_tensor_fits_forward(write_op, run_json):
+    """`x[index]` with a tensor parameter: index is drafted as int64 values in range."""
     write_op('''
         import torch
 
@@ -228,32 +259,15 @@ def test_inferred_inputs_that_forward_rejects_suggest_a_spec(write_op, run_json,
             def backward(ctx, g):
                 (index,) = ctx.saved_tensors
                 grad = g.new_zeros(ctx.shape)
-                grad[index] = g * ctx.scale
+                grad.index_put_((index,), g * ctx.scale, accumulate=True)
                 return grad, None, None
     ''')
     doc = run_json("ops.py", "--check", "gradcheck")
     result = only(doc, function="Pick")
-    assert result["status"] == "error"
-    assert result["location"] == "ops.py:10"  # the line that raised in forward
-    lines = result["message"].splitlines()
-    assert lines[0].startswith(
-        "inputs were inferred (x: float64 (3, 4), index: float64 (3, 4)) and the check could "
-        "not run: IndexError in forward: ")
-    assert lines[1:] == [
-        "Write a spec with the inputs forward expects, e.g.:",
-        "  module: ops.py",
-        "  functions:",
-        "    Pick:",
-        "      inputs:",
-        "        - {shape: [3, 4], name: x}",
-        "        - {shape: [3, 4], name: index}",
-        "        - 2.0   # scale",
-    ]
-    code, out, _ = run_cli("ops.py", "--check", "gradcheck")
-    assert code == 1
-    assert "inputs were inferred" in out
-    assert "Write a spec with the inputs forward expects" in out
-    assert "- {shape: [3, 4], name: index}" in out
+    assert result["status"] == "passed", result["message"]
+    assert result["inputs_inferred"].startswith("x (3")
+    assert "index (" in result["inputs_inferred"] and "int64 in [0, 3) no grad" in \
+        result["inputs_inferred"]
 
 
 JSON_RESULT_KEYS = {

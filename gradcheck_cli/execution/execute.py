@@ -10,7 +10,7 @@ import torch
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.engine.contract import explain, legacy_message
-from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe, infer_inputs
+from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.pictures import failing_jacobians
 from gradcheck_cli.engine.resources import check_fits, jacobian_budget
@@ -22,12 +22,13 @@ from gradcheck_cli.execution.tasks import (
     task_result,
     worker_count,
 )
+from gradcheck_cli.init.choose import choose_inputs, shown
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import InputSpec, TensorInput
 from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
-from gradcheck_cli.target.module import module_target
+from gradcheck_cli.target.module import module_target, required_init_args
 
 TORCH_DEFAULTS = Tolerances()
 
@@ -126,7 +127,9 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         return
     specs = task.case.inputs
     if specs is None:
-        specs = infer_inputs(target, options.shape)
+        specs = _inferred(task, target, options, result)
+        if specs is None:
+            return
     else:
         check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
     workers = worker_count(options)
@@ -151,6 +154,48 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
     if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):
         # Guessed inputs that forward rejects: the fix is a spec, so show one to fill in.
         result.message = _inferred_hint(target, specs, names, outcome.message, options.shape)
+
+
+def _inferred(task: Task, target: Target, options: RunOptions, result: CheckResult
+              ) -> tuple[InputSpec, ...] | None:
+    """Inputs for a bare .py's target, drafted from forward and tried once (None, with the
+    result an error saying how to write a spec, when no draft runs)."""
+    init = task.settings.init or {}
+    if target.kind == "module" and not init:
+        missing = required_init_args(target.obj)
+        if missing:
+            result.status = Status.ERROR
+            result.message = _needs_init(target, missing)
+            return None
+    chosen = choose_inputs(target, init, options.shape)
+    if chosen.specs is None:
+        result.status = Status.ERROR
+        result.message = (
+            f"no inputs inferred for `{target.name}` fit its forward ({chosen.tried} "
+            f"draft(s) tried; the first failed with {chosen.problem})\n"
+            f"  hint: write a spec with the inputs it expects: gradcheck-cli init "
+            f"{display(target.file)}")
+        result.location = _shown(target.forward_location)
+        return None
+    result.inputs_inferred = shown(chosen.specs, [p.name for p in target.params])
+    return chosen.specs
+
+
+def _needs_init(target: Target, missing: list[str]) -> str:
+    """The message for an nn.Module whose constructor needs arguments, with the spec block."""
+    args = ", ".join(f"`{name}`" for name in missing)
+    fill = ", ".join(f"{name}: ..." for name in missing)
+    first = target.params[0].name if target.params else "x"
+    return "\n".join([
+        f"{target.name}() needs constructor arguments {args}: give them under `init:` in a "
+        "spec, e.g.:",
+        f"  module: {display(target.file)}",
+        "  functions:",
+        f"    {target.name}:",
+        f"      init: {{{fill}}}",
+        "      inputs:",
+        f"        - {{shape: [3, 4], name: {first}}}",
+    ])
 
 
 def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options: RunOptions,

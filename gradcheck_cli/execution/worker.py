@@ -73,13 +73,13 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
     from gradcheck_cli.execution.execute import execute
 
     if job.discover is not None:
-        from gradcheck_cli.target.discovery import find_functions, import_file
+        from gradcheck_cli.target.discovery import find_targets, import_file
 
         yield Importing()  # the pool's deadline covers a module that hangs at import
         try:
             with user_output_to_stderr():
                 module = import_file(job.discover)
-                names = [t.name for t in find_functions(module, job.discover)]
+                names = [t.name for t in find_targets(module, job.discover)]
         except GradcheckCliError as exc:
             yield Finished(-1, error_result(job.discover, None, exc).to_dict())
             return

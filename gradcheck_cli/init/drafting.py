@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from gradcheck_cli.target.discovery import Target
 
 PLACEHOLDER = (3, 4)
+# The value of a parameter forward uses as a plain number (a scale, a slope): not 0 or 1,
+# which would hide a missing factor, and not negative, which could leave forward's domain.
+PLAIN_NUMBER = 1.5
 SIZES = (3, 4, 2, 5, 6, 7, 8, 9, 10, 11)  # distinct, so a transposed dim shows in the check
 
 
@@ -67,6 +70,25 @@ def guesses(target: Target) -> list[Guess]:
         tried.append(guess(target, forward, none_grads, Settings(bias=False)))
     tried.append(guess(target, forward, none_grads, Settings(square=True)))
     return tried
+
+
+def callees_of(target: Target) -> dict[str, ast.FunctionDef]:
+    """The forwards of the autograd Functions in the target's module, by name: what
+    `Fn.apply(...)` in its code runs."""
+    import sys
+
+    import torch
+
+    obj = target.obj
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    found: dict[str, ast.FunctionDef] = {}
+    for name, value in vars(module).items() if module is not None else ():
+        if isinstance(value, type) and issubclass(value, torch.autograd.Function) \
+                and value is not obj:
+            node = _function_node(_method(value, "forward"))
+            if node is not None:
+                found[name] = node
+    return found
 
 
 def forward_node(target: Target) -> ast.FunctionDef | None:
@@ -136,10 +158,12 @@ def guess(target: Target, forward: ast.FunctionDef | None, none_grads: set[int],
     names = [p.name for p in target.params]
     defaults = {p.name: p.default for p in target.params if p.has_default}
     inference = Inference(names, defaults, settings)
+    inference.callees = callees_of(target)
     if forward is not None:
         inference.walk(forward.body)
     sizer = _Sizer(settings.square)
     result = Guess([], [], [], biases=set(inference.biases))
+    plain = plain_numbers(forward) if forward is not None else set()
 
     def add(spec: InputSpec, comment: str, todo: bool = False) -> None:
         result.specs.append(spec)
@@ -172,6 +196,17 @@ def guess(target: Target, forward: ast.FunctionDef | None, none_grads: set[int],
             add(LiteralInput(-1, name=name),
                 "TODO: an int (forward uses it as a dim or size); check the value", True)
             continue
+        if index in none_grads and name in plain:
+            add(LiteralInput(PLAIN_NUMBER, name=name),
+                "a plain number: forward keeps it on ctx and backward returns None for it")
+            continue
+        if name in inference.indices:
+            shape, _, _ = _tensor_shape(inference, name, sizer, settings)
+            size = sizer.size(inference.indices[name])
+            add(TensorInput(shape=shape, dtype="int64", low=0, high=size,
+                            requires_grad=False, name=name),
+                f"an index tensor: int64 values in [0, {size}), the size it indexes")
+            continue
         shape, comment, is_todo = _tensor_shape(inference, name, sizer, settings)
         low, high = inference.domains.get(name, (None, None))
         requires_grad = index not in none_grads
@@ -182,6 +217,23 @@ def guess(target: Target, forward: ast.FunctionDef | None, none_grads: set[int],
         add(TensorInput(shape=shape, low=low, high=high, requires_grad=requires_grad,
                         name=name), comment, is_todo)
     return result
+
+
+def plain_numbers(forward: ast.FunctionDef) -> set[str]:
+    """Parameters forward treats as plain numbers: kept as an attribute of ctx
+    (`ctx.slope = slope`; tensors go through save_for_backward) or passed to float()/int()."""
+    params = {a.arg for a in forward.args.args}
+    found: set[str] = set()
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
+                and node.value.id in params \
+                and any(isinstance(t, ast.Attribute) for t in node.targets):
+            found.add(node.value.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("float", "int") and node.args \
+                and isinstance(node.args[0], ast.Name) and node.args[0].id in params:
+            found.add(node.args[0].id)
+    return found
 
 
 def _short_repr(value: Any) -> str:

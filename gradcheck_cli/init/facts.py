@@ -48,6 +48,7 @@ class Facts:
         self.int_params: set[str] = set()
         self.domains: dict[str, tuple[float, float]] = {}
         self.biases: set[str] = set()
+        self.indices: dict[str, Dim] = {}  # index parameters -> the size they index
         for name in params:
             default = defaults.get(name, inspect.Parameter.empty)
             if default is inspect.Parameter.empty or default is None:
@@ -96,6 +97,11 @@ class Facts:
         """`node` is used as a dim or a size: a parameter it names is an int."""
         if isinstance(node, ast.Name) and node.id in self.params and node.id in self.shapes:
             self.int_params.add(node.id)
+
+    def index_into(self, node: ast.AST, size: Dim) -> None:
+        """A parameter `node` names is an index tensor of values below `size`."""
+        if isinstance(node, ast.Name) and node.id in self.shapes:
+            self.indices.setdefault(node.id, size)
 
     def domain(self, node: ast.AST, domain: tuple[float, float]) -> None:
         """A parameter `node` names needs values in `domain` (the first one asked wins)."""

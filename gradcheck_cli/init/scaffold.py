@@ -18,6 +18,7 @@ from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.init.drafting import forward_node, guesses
 from gradcheck_cli.init.trial import first_that_runs
 from gradcheck_cli.init.yaml_text import entry_yaml, literal, needs_quotes
+from gradcheck_cli.specs.specfile import InputSpec, TensorInput
 from gradcheck_cli.streams import user_output_to_stderr
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Draft:
     name: str
     entries: list[Entry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    init: dict[str, None] | None = None  # an nn.Module's constructor arguments to fill in
 
     @property
     def todos(self) -> int:
@@ -48,7 +50,7 @@ class Draft:
 
 
 def draft(target: Target) -> Draft:
-    """The spec entry for one Function: guessed, tried, and commented."""
+    """The spec entry for one Function (or nn.Module): guessed, tried, and commented."""
     result = Draft(target.name)
     if forward_node(target) is None:
         result.notes.append("TODO: forward's source was not found; the shapes are placeholders")
@@ -57,6 +59,8 @@ def draft(target: Target) -> Draft:
     if target.kind == "legacy":
         result.notes.append("TODO: forward is not a @staticmethod (a legacy Function); "
                             "gradcheck-cli reports it as an error until it is")
+    if target.kind == "module":
+        return _module_draft(target, result)
     tried = guesses(target)
     chosen = tried[0]
     if target.kind != "legacy":
@@ -66,6 +70,37 @@ def draft(target: Target) -> Draft:
     result.notes.extend(chosen.notes)
     for spec, comment, is_todo in zip(chosen.specs, chosen.comments, chosen.todo):
         result.entries.append(Entry(spec.name or "?", entry_yaml(spec), comment, is_todo))
+    return result
+
+
+def _module_draft(target: Target, result: Draft) -> Draft:
+    """An nn.Module's entry: constructor arguments to fill in, or inputs found by trying."""
+    from gradcheck_cli.init.choose import choose_inputs
+    from gradcheck_cli.settings import DEFAULT_SHAPE
+    from gradcheck_cli.target.module import required_init_args
+
+    missing = required_init_args(target.obj)
+    if missing:
+        result.init = {name: None for name in missing}
+        result.notes.append("TODO: its constructor needs " + ", ".join(missing)
+                            + ": fill them in under `init`, and the input shapes they imply")
+        for param in target.params:
+            result.entries.append(Entry(param.name, entry_yaml(
+                TensorInput(shape=(3, 4), name=param.name)), "TODO: the shape forward expects",
+                True))
+        return result
+    chosen = choose_inputs(target, {}, DEFAULT_SHAPE)
+    specs: tuple[InputSpec, ...]
+    if chosen.specs is None:
+        result.notes.append(f"TODO: no input shape found that forward runs with "
+                            f"({chosen.problem})")
+        specs = tuple(TensorInput(shape=(3, 4), name=p.name) for p in target.params)
+    else:
+        specs = chosen.specs
+    for spec in specs:
+        result.entries.append(Entry(spec.name or "?", entry_yaml(spec),
+                                    "found by trying: forward runs with it (its parameters "
+                                    "are checked too)", chosen.specs is None))
     return result
 
 
@@ -103,6 +138,9 @@ def render(drafts: list[Draft], module: str, source: str, spec_shown: str) -> st
         lines.append(f"  {entry.name}:")
         for note in entry.notes:
             lines.append(f"    # {note}")
+        if entry.init:
+            fill = ", ".join(f"{name}: null" for name in entry.init)
+            lines.append(f"    init: {{{fill}}}   # TODO: constructor arguments")
         if not entry.entries:
             lines.append("    inputs: []               # forward takes no arguments")
             continue
@@ -117,14 +155,16 @@ def render(drafts: list[Draft], module: str, source: str, spec_shown: str) -> st
 def write_spec(path: Path, output: Path, force: bool) -> tuple[Path, list[Draft]]:
     """Import `path`, draft every Function, write the spec to `output`."""
     from gradcheck_cli.specs.collect import display
-    from gradcheck_cli.target.discovery import find_functions, import_file
+    from gradcheck_cli.target.discovery import find_targets, import_file
 
     if output.exists() and not force:
         raise GradcheckCliError(f"{display(output)} already exists; not overwriting it",
                                 hint="pass --force to replace it, or -o to write elsewhere")
     with user_output_to_stderr():
         module = import_file(path)
-    targets = find_functions(module, path.resolve())
+    # A plain function composing Functions is checked by a bare run; a spec names what
+    # is hand-written (Functions) and the modules built on them.
+    targets = find_targets(module, path.resolve(), plain_functions=False)
     if not targets:
         raise GradcheckCliError(f"no torch.autograd.Function subclass is defined in "
                                 f"{display(path)}; nothing to write")

@@ -10,10 +10,20 @@ an input needs and which parameters are ints. Reads code only: no torch, no I/O.
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 from gradcheck_cli.init.facts import Facts, Settings
-from gradcheck_cli.init.rules import creation, elementwise, layout, linalg, nn, reductions
+from gradcheck_cli.init.rules import (
+    creation,
+    elementwise,
+    indexing,
+    layout,
+    linalg,
+    nn,
+    reductions,
+)
 from gradcheck_cli.init.rules.registry import Call, TensorCall, call_tensor_op, call_torch_function
 from gradcheck_cli.init.symbols import (
     POSITIVE,
@@ -30,14 +40,39 @@ from gradcheck_cli.init.symbols import (
 
 __all__ = ["Inference", "Settings"]
 # Importing a rule module registers its rules; naming them here keeps the imports used.
-RULE_MODULES = (creation, elementwise, layout, linalg, nn, reductions)
+RULE_MODULES = (creation, elementwise, indexing, layout, linalg, nn, reductions)
 
+MAX_INLINE_DEPTH = 3  # Functions applied inside Functions, walked through this deep
 DIM_ARGS = frozenset({"dim", "dim0", "dim1", "axis", "keepdim"})
 MODULES = frozenset({"torch", "F", "functional", "nn", "special", "linalg", "_C", "_nn", "fft"})
 
 
+class _Renamer(ast.NodeTransformer):
+    """Renames the names in an inlined forward that are its parameters."""
+
+    def __init__(self, renames: dict[str, str]) -> None:
+        self.renames = renames
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.copy_location(ast.Name(self.renames.get(node.id, node.id), node.ctx), node)
+
+
 class Inference(Facts):
-    """Walks forward's body once, unifying shapes as the operations demand."""
+    """Walks forward's body once, unifying shapes as the operations demand.
+
+    `callees` maps the names of other Functions of the file to their forward's AST, so
+    that `Fn.apply(...)` in a composition is walked through rather than guessed.
+    """
+
+    callees: dict[str, ast.FunctionDef]
+    depth: int
+    returns: list[list[Value]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.callees = {}
+        self.depth = 0
+        self.returns = []
 
     def walk(self, body: Sequence[ast.stmt]) -> None:
         for stmt in body:
@@ -56,7 +91,9 @@ class Inference(Facts):
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
             self.bind(stmt.target, self.ev(stmt.value))
         elif isinstance(stmt, (ast.Expr, ast.Return)) and stmt.value is not None:
-            self.ev(stmt.value)
+            value = self.ev(stmt.value)
+            if isinstance(stmt, ast.Return) and self.returns:
+                self.returns[-1].append(value)
         elif isinstance(stmt, (ast.If, ast.While)):
             self.ev(stmt.test)
             self.walk(stmt.body)
@@ -76,6 +113,36 @@ class Inference(Facts):
                 self.walk(handler.body)
             self.walk(stmt.orelse)
             self.walk(stmt.finalbody)
+
+    def inline(self, forward: ast.FunctionDef, args: list[ast.expr]) -> Value:
+        """The value of `Fn.apply(*args)`, by walking Fn's forward with its parameters
+        renamed to the arguments: shapes unify with the caller's through the shared
+        symbols, and domains and int-ness land on the caller's parameters."""
+        params = [a.arg for a in forward.args.args][1:]  # after ctx
+        if len(args) > len(params):
+            for arg in args:
+                self.opaque(self.ev(arg))
+            return UNKNOWN
+        saved = dict(self.env)
+        renames: dict[str, str] = {}
+        for index, (param, arg) in enumerate(zip(params, args)):
+            if isinstance(arg, ast.Name):
+                renames[param] = arg.id
+            else:
+                fresh = f"__arg{self.depth}_{index}"
+                self.env[fresh] = self.ev(arg)
+                renames[param] = fresh
+        body = _Renamer(renames).visit(copy.deepcopy(forward))
+        self.depth += 1
+        returned: list[Value] = []
+        self.returns.append(returned)
+        try:
+            self.walk(body.body)
+        finally:
+            self.returns.pop()
+            self.depth -= 1
+            self.env = saved
+        return returned[0] if returned else UNKNOWN
 
     def bind(self, target: ast.AST, value: Value) -> None:
         if isinstance(target, ast.Name):
@@ -185,7 +252,16 @@ class Inference(Facts):
                 item: Value = base.items[position]
                 return item
             return UNKNOWN
-        self.ev(index)
+        picked = self.ev(index)
+        if isinstance(base, Tensor) and isinstance(picked, Tensor) \
+                and isinstance(index, ast.Name) and index.id in self.shapes:
+            # `x[index]` with a tensor parameter: an index tensor into x's first dim.
+            dims = self.ensure_rank(base.shape, 1)
+            if dims:
+                self.index_into(index, dims[0])
+                rows = self.ensure_rank(picked.shape, 1)
+                self.because(node, index)
+                return Tensor(Shape([*rows, *dims[1:]]))
         self.opaque(base)
         return UNKNOWN
 
@@ -208,7 +284,10 @@ class Inference(Facts):
             if isinstance(base, Tensor):
                 return call_tensor_op(self, TensorCall(func.attr, node, args, keywords,
                                                        base, base_node))
-            if func.attr == "apply":  # another Function
+            if func.attr == "apply":  # another Function: through its forward, if we have it
+                if isinstance(base_node, ast.Name) and base_node.id in self.callees \
+                        and self.depth < MAX_INLINE_DEPTH and not keywords:
+                    return self.inline(self.callees[base_node.id], args)
                 for arg in args:
                     self.opaque(self.ev(arg))
                 return UNKNOWN

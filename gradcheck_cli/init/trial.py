@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli.init.drafting import Guess
 from gradcheck_cli.init.symbols import POSITIVE
@@ -18,29 +18,45 @@ NON_FINITE = "forward returned non-finite values"
 
 def trial(target: Target, specs: list[InputSpec]) -> str | None:
     """Run forward and backward once on CPU; None when they run, else what went wrong."""
+    return run_once(target, tuple(specs))[0]
+
+
+def run_once(target: Target, specs: tuple[InputSpec, ...],
+             init: dict[str, Any] | None = None) -> tuple[str | None, set[int]]:
+    """Run forward and backward once on CPU (an nn.Module built with `init`, else its
+    defaults). What went wrong (None when both ran), and the positions of the inputs that
+    require grad but got no gradient from backward."""
     import torch
 
     from gradcheck_cli.engine.inputs import build_inputs
     from gradcheck_cli.engine.vjp import vjp
+    from gradcheck_cli.target.module import module_target
 
     try:
-        built = build_inputs(target, tuple(specs), 0, "cpu")
+        built = build_inputs(target, specs, 0, "cpu")
+        checked, args = target, list(built.args)
         with user_output_to_stderr():
-            out = target.call(*built.args)
+            if target.kind == "module":
+                checked, args, _ = module_target(target, args, built.names, init or {}, 0,
+                                                 "cpu")
+            out = checked.call(*args)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             tensors = [o for o in outs if isinstance(o, torch.Tensor)]
             for o in tensors:
                 if (o.is_floating_point() or o.is_complex()) and not bool(
                         torch.isfinite(o.detach()).all()):
-                    return NON_FINITE
+                    return NON_FINITE, set()
             diff_out = [o for o in tensors if o.requires_grad]
-            diff_in = [a for a in built.args if isinstance(a, torch.Tensor) and a.requires_grad]
-            if diff_out and diff_in:
-                vjp(diff_out, diff_in, [torch.ones_like(o) for o in diff_out])
+            positions = [i for i, a in enumerate(built.args)
+                         if isinstance(a, torch.Tensor) and a.requires_grad]
+            if not diff_out or not positions:
+                return None, set()
+            grads = vjp(diff_out, [args[i] for i in positions],
+                        [torch.ones_like(o) for o in diff_out])
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
-        return f"{type(exc).__name__}: {first}"[:200]
-    return None
+        return f"{type(exc).__name__}: {first}"[:200], set()
+    return None, {i for i, g in zip(positions, grads) if g is None}
 
 
 def with_domain(specs: list[InputSpec]) -> list[InputSpec]:

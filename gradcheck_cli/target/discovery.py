@@ -332,6 +332,53 @@ def find_functions(module: ModuleType, path: Path) -> list[Target]:
     return found
 
 
+def find_targets(module: ModuleType, path: Path, plain_functions: bool = True) -> list[Target]:
+    """What a bare .py offers to check, in source order: its autograd Functions, and the
+    nn.Modules (and, unless not `plain_functions`, the public plain functions) defined in
+    it that use one of them (directly, or through another of its modules or functions).
+    Code built on torch's own ops alone has nothing hand-written to check: left out."""
+    import torch
+
+    functions = find_functions(module, path)
+    users = _users_of(path, {t.name for t in functions})
+    found = list(functions)
+    for name, value in list(vars(module).items()):
+        if name not in users or name.startswith("_"):
+            continue
+        if getattr(value, "__module__", None) != module.__name__:
+            continue
+        is_module = isinstance(value, type) and issubclass(value, torch.nn.Module)
+        is_plain = plain_functions and callable(value) and not isinstance(value, type)
+        if is_module or is_plain:
+            target = resolve(module, path, name)
+            if target is not None:
+                found.append(target)
+    found.sort(key=lambda t: t.line)
+    return found
+
+
+def _users_of(path: Path, functions: set[str]) -> set[str]:
+    """Top-level classes and functions of the file whose code refers to one of `functions`
+    or, in turn, to such a user (a fixed point over the file's own names)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    refers: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            refers[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    users: set[str] = set()
+    known = set(functions)
+    while True:
+        new = {name for name, names in refers.items()
+               if name not in known and names & known}
+        if not new:
+            return users
+        users |= new
+        known |= new
+
+
 def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
     """The Function or plain callable called `name` in the module, or None."""
     import torch
