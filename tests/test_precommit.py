@@ -97,3 +97,43 @@ def test_hook_with_nothing_to_check_passes(tmp_path: Path) -> None:
     _git(repo, "add", "-A")
     proc = _pre_commit(repo, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+BUGGY = GOOD.replace("return 2 * x * g", "return 3 * x * g")
+
+
+def _commit(repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`git commit` with the hook installed, as a user commits."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-home")}
+    env.pop("PRE_COMMIT", None)
+    return subprocess.run(["git", "commit", "-q", "-m", "add op"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_flat_repository_commits_a_correct_op_with_its_init_spec_and_blocks_a_buggy_one(
+        tmp_path: Path) -> None:
+    """No specs/ folder: `init op.py` writes op.yaml beside it, the hook given op.py uses that
+    spec; a correct op commits, a buggy one is blocked."""
+    repo = tmp_path / "flat"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.invalid")
+    _git(repo, "config", "user.name", "t")
+    (repo / ".pre-commit-config.yaml").write_text(LOCAL_HOOK)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-home")}
+    subprocess.run(["pre-commit", "install"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+    (repo / "op.py").write_text(GOOD)
+    init = subprocess.run([sys.executable, "-m", "gradcheck_cli", "init", "op.py"], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert init.returncode == 0, init.stderr
+    assert (repo / "op.yaml").is_file()
+    _git(repo, "add", "-A")
+    good = _commit(repo, tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+
+    (repo / "op.py").write_text(BUGGY)
+    _git(repo, "add", "op.py")
+    bad = _commit(repo, tmp_path)
+    assert bad.returncode != 0
+    assert "op.yaml::Square[cpu-gradcheck]" in bad.stdout + bad.stderr
