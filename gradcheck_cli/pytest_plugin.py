@@ -103,19 +103,19 @@ _OPTIONS = pytest.StashKey["RunOptions"]()
 
 
 def run_options(config: pytest.Config) -> RunOptions:
-    """The engine's options for this run, made by the same `settings.resolve` as the CLI's:
+    """The engine's options for this run, made by the API's `make_settings`, as the CLI's:
     the project's `[tool.gradcheck-cli]`, with `--gradcheck-device` winning over its
     devices. Items run in pytest's process (pytest-xdist spreads them), without the cache."""
     if _OPTIONS in config.stash:
         return config.stash[_OPTIONS]
+    from gradcheck_cli.api import make_settings
     from gradcheck_cli.config import find_config
     from gradcheck_cli.errors import GradcheckCliError
-    from gradcheck_cli.settings import resolve
 
     flag: list[str] | None = config.getoption("--gradcheck-device")
     try:
-        settings = resolve(find_config(config.rootpath), {"devices": flag, "jobs": 0,
-                                                          "cache": False})
+        settings = make_settings(find_config(config.rootpath), devices=flag, jobs=0,
+                                 cache=False)
     except GradcheckCliError as exc:
         raise pytest.UsageError(f"gradcheck-cli: {exc}") from None
     config.stash[_OPTIONS] = settings.options

@@ -114,36 +114,6 @@ class Inference(Facts):
             self.walk(stmt.orelse)
             self.walk(stmt.finalbody)
 
-    def inline(self, forward: ast.FunctionDef, args: list[ast.expr]) -> Value:
-        """The value of `Fn.apply(*args)`, by walking Fn's forward with its parameters
-        renamed to the arguments: shapes unify with the caller's through the shared
-        symbols, and domains and int-ness land on the caller's parameters."""
-        params = [a.arg for a in forward.args.args][1:]  # after ctx
-        if len(args) > len(params):
-            for arg in args:
-                self.opaque(self.ev(arg))
-            return UNKNOWN
-        saved = dict(self.env)
-        renames: dict[str, str] = {}
-        for index, (param, arg) in enumerate(zip(params, args)):
-            if isinstance(arg, ast.Name):
-                renames[param] = arg.id
-            else:
-                fresh = f"__arg{self.depth}_{index}"
-                self.env[fresh] = self.ev(arg)
-                renames[param] = fresh
-        body = _Renamer(renames).visit(copy.deepcopy(forward))
-        self.depth += 1
-        returned: list[Value] = []
-        self.returns.append(returned)
-        try:
-            self.walk(body.body)
-        finally:
-            self.returns.pop()
-            self.depth -= 1
-            self.env = saved
-        return returned[0] if returned else UNKNOWN
-
     def bind(self, target: ast.AST, value: Value) -> None:
         if isinstance(target, ast.Name):
             self.env[target.id] = value
@@ -287,7 +257,7 @@ class Inference(Facts):
             if func.attr == "apply":  # another Function: through its forward, if we have it
                 if isinstance(base_node, ast.Name) and base_node.id in self.callees \
                         and self.depth < MAX_INLINE_DEPTH and not keywords:
-                    return self.inline(self.callees[base_node.id], args)
+                    return inline(self, self.callees[base_node.id], args)
                 for arg in args:
                     self.opaque(self.ev(arg))
                 return UNKNOWN
@@ -308,3 +278,34 @@ class Inference(Facts):
             return node.id in MODULES or (node.id not in self.env and node.id[:1].islower()
                                           and node.id not in self.params)
         return isinstance(node, ast.Attribute) and self._is_module(node.value)
+
+
+def inline(self: Inference, forward: ast.FunctionDef, args: list[ast.expr]) -> Value:
+    """The value of `Fn.apply(*args)`, by walking Fn's forward with its parameters
+    renamed to the arguments: shapes unify with the caller's through the shared
+    symbols, and domains and int-ness land on the caller's parameters."""
+    params = [a.arg for a in forward.args.args][1:]  # after ctx
+    if len(args) > len(params):
+        for arg in args:
+            self.opaque(self.ev(arg))
+        return UNKNOWN
+    saved = dict(self.env)
+    renames: dict[str, str] = {}
+    for index, (param, arg) in enumerate(zip(params, args)):
+        if isinstance(arg, ast.Name):
+            renames[param] = arg.id
+        else:
+            fresh = f"__arg{self.depth}_{index}"
+            self.env[fresh] = self.ev(arg)
+            renames[param] = fresh
+    body = _Renamer(renames).visit(copy.deepcopy(forward))
+    self.depth += 1
+    returned: list[Value] = []
+    self.returns.append(returned)
+    try:
+        self.walk(body.body)
+    finally:
+        self.returns.pop()
+        self.depth -= 1
+        self.env = saved
+    return returned[0] if returned else UNKNOWN
