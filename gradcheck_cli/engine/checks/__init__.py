@@ -73,3 +73,6 @@ register(CheckKind(
 register(CheckKind(
     "capabilities", "which autograd features the Function supports, and which work",
     "capabilities", once_per_case=True, opt_in_key="capabilities"))
+register(CheckKind(
+    "mutation", "forward and backward leave inputs and grad_outputs unchanged (or declare "
+    "ctx.mark_dirty)", "mutation"))
