@@ -69,6 +69,12 @@ def test_table_matches_golden(name, monkeypatch, capsys, update_goldens):
     )
 
 
+def test_no_golden_has_trailing_spaces():
+    for path in sorted(GOLDEN.glob("*.txt")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert line == line.rstrip(), f"{path.name}:{number}: trailing spaces"
+
+
 def test_normalize_only_touches_durations():
     line = "ops.py   Square   default   cpu   gradcheck   passed   x=5.8e-11   12.34s"
     assert normalize(line) == line.replace("12.34s", PLACEHOLDER)

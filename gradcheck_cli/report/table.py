@@ -1,17 +1,39 @@
-"""The table report: one row per result, details of failures under it, a summary line."""
+"""The table report: one row per result, details of failures under it, a summary line.
+
+Everything fits the console's width without splitting a word, a name or a number (see
+`narrow` for the results table, `layout` for the rest); lines carry no trailing spaces.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import PurePath
-from typing import Any, TextIO
+from typing import Any
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report import Advise, ReportOptions, advice_line, format_error, result_id
+from gradcheck_cli.report import (
+    Advise,
+    ReportOptions,
+    advice_line,
+    format_error,
+    layout,
+    narrow,
+    result_id,
+)
+from gradcheck_cli.report.layout import (
+    Column,
+    Trimmed,
+    console_for,
+    fit,
+    paragraph,
+    shorten_path,
+    span,
+    wrap_text,
+)
 from gradcheck_cli.results import CheckResult, Status, format_index
 
 STYLES = {
@@ -28,7 +50,7 @@ def _errors_cell(result: CheckResult) -> Text:
         if i:
             text.append("  ")
         value = "non-finite" if entry.note else format_error(entry.max_abs_error)
-        # No space inside an entry: a narrow column wraps between inputs, never within one.
+        # No space inside an entry: the cell wraps between inputs, never within one.
         text.append(f"{entry.name}={value}", style="" if entry.passed else "red")
         if not entry.passed:
             text.append("(wrong)", style="bold red")
@@ -37,30 +59,24 @@ def _errors_cell(result: CheckResult) -> Text:
     return text
 
 
-def build_table(results: list[CheckResult]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    # Short fields never wrap; in a narrow terminal names fold and the errors column wraps
-    # between inputs (it keeps room for at least one `name=value(wrong)`).
-    for name in ("Spec", "Function", "Case"):
-        table.add_column(name, overflow="fold")
-    for name in ("Device", "Check", "Status"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("Max error per input", overflow="fold", min_width=16)
-    table.add_column("Time", justify="right", no_wrap=True)
-    for r in results:
-        where = PurePath(r.spec or r.module or "?").name
-        table.add_row(
-            where,
-            r.function or "-",
-            r.case if r.function else "-",
-            r.device,
-            r.check,
-            Text(r.status.value + (" (cached)" if r.cached else "")
-                 + (" (probe)" if r.mode == "probe" else ""), style=STYLES[r.status]),
-            _errors_cell(r) if r.function else Text(""),
-            f"{r.duration:.2f}s",
-        )
-    return table
+def _row(r: CheckResult) -> narrow.Row:
+    status = Text(r.status.value + (" (cached)" if r.cached else "")
+                  + (" (probe)" if r.mode == "probe" else ""), style=STYLES[r.status])
+    cells = {
+        narrow.SPEC: PurePath(r.spec or r.module or "?").name,
+        narrow.FUNCTION: r.function or "-",
+        narrow.CASE: r.case if r.function else "-",
+        narrow.DEVICE: r.device,
+        narrow.CHECK: r.check,
+        narrow.TIME: f"{r.duration:.2f}s",
+    }
+    return narrow.Row(cells, status, _errors_cell(r) if r.function else Text(""))
+
+
+def build_table(results: list[CheckResult], width: int = layout.DEFAULT_WIDTH) -> Trimmed:
+    """The results table fitted to `width` (see `narrow` for what gives way, in which order)."""
+    table, needed = narrow.results_table([_row(r) for r in results], width)
+    return Trimmed(table, needed)
 
 
 RAMP = " .:-=+*#%@"
@@ -88,19 +104,19 @@ def heatmap(pictures: dict[str, Any], color: bool) -> Text | None:
     return text
 
 
-def _jacobian_lines(result: CheckResult, color: bool) -> list[RenderableType]:
+def _jacobian_lines(result: CheckResult, color: bool, width: int) -> list[RenderableType]:
     lines: list[RenderableType] = []
     for name, pictures in (result.jacobians or {}).items():
         rows, columns = pictures["shape"]
         picture = heatmap(pictures, color)
         if picture is None:
-            lines.append(Text(f"  {name}: Jacobian {rows}x{columns} too large to draw here; "
-                              "use --plot DIR", style="dim"))
+            lines.append(paragraph(f"  {name}: Jacobian {rows}x{columns} too large to draw "
+                                   "here; use --plot DIR", width, "dim"))
             continue
         shrunk = ", downsampled" if pictures.get("downsampled") else ""
-        lines.append(Text(f"  analytical − numerical for `{name}` (rows: {rows} output "
-                          f"elements, columns: {columns} elements of {name}{shrunk}; "
-                          f"largest |difference| {_largest(pictures):.2g}):", style="dim"))
+        lines.append(paragraph(f"  analytical − numerical for `{name}` (rows: {rows} output "
+                               f"elements, columns: {columns} elements of {name}{shrunk}; "
+                               f"largest |difference| {_largest(pictures):.2g}):", width, "dim"))
         lines.append(picture)
     return lines
 
@@ -118,106 +134,144 @@ def _head(result: CheckResult) -> Text:
     return head
 
 
-def _details(result: CheckResult, show_jacobian: bool = False,
-             color: bool = True) -> RenderableType:
-    """Everything under a failure's head line but its reproduce command."""
-    lines: list[RenderableType] = []
+INPUT_COLUMNS = (("input",), ("max abs error", "abs error"), ("max rel error", "rel error"),
+                 ("wrong entries", "wrong"), ("worst at",))
+
+
+def _input_table(result: CheckResult, width: int) -> RenderableType:
+    """Per input: max abs and rel errors, wrong entries, where the worst one is. Headers
+    shorten (`abs error`) before anything wraps; values never wrap."""
+    rows = []
+    for entry in result.inputs:
+        worst = ""
+        if entry.worst is not None and not entry.passed:
+            worst = f"{entry.name}{format_index(entry.worst.input_index)}"
+        rows.append([entry.name, format_error(entry.max_abs_error),
+                     format_error(entry.max_rel_error),
+                     f"{entry.wrong_elements}" if entry.numel else "-", worst])
+    fitted = [Column(headers, [row[i] for row in rows])
+              for i, headers in enumerate(INPUT_COLUMNS)]
+    # Only the headers shorten: a column grown part way back would not get its long header.
+    widths = fit(fitted, width - 2, 2, grow=())
+    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+    for i, (column, size) in enumerate(zip(fitted, widths)):
+        table.add_column(column.header(size), width=size, no_wrap=True,
+                         style="dim" if i == len(fitted) - 1 else None)
+    for entry, row in zip(result.inputs, rows):
+        table.add_row(Text(row[0], style="" if entry.passed else "red"),
+                      *(Text(value) for value in row[1:]))
+    return Trimmed(Padding(table, (0, 0, 0, 2), expand=False), span(widths, 2) + 2)
+
+
+def _diagnoses(result: CheckResult, width: int) -> list[RenderableType]:
+    """The diagnosis of each input that has one, in the user's terms: what is wrong."""
+    return [paragraph(f"  {entry.name}: {entry.diagnosis.kind}: {entry.diagnosis.detail}",
+                      width, "yellow")
+            for entry in result.inputs if entry.diagnosis is not None]
+
+
+def _details(result: CheckResult, width: int, show_jacobian: bool = False,
+             color: bool = True) -> list[RenderableType]:
+    """Everything under a failure's head line but its advice and reproduce command: plain
+    words first (the diagnosis), then where, then the numbers for those who want them."""
+    lines = _diagnoses(result, width)
     if result.location and not result.message.startswith(result.location):
-        lines.append(Text(f"  at {result.location}", style="dim"))
+        location = shorten_path(result.location, max(width - len("  at "), 1))
+        lines.append(Text(f"  at {location}", style="dim"))
     if result.mode_reason:
-        lines.append(Text(f"  probe mode: {result.mode_reason}", style="dim"))
+        lines.append(paragraph(f"  probe mode: {result.mode_reason}", width, "dim"))
     for line in result.message.splitlines() or [""]:
-        lines.append(Text("  " + line))
+        lines.append(paragraph("  " + line, width))
     failing = [e for e in result.inputs if not e.passed]
     if result.inputs and (failing or result.status is Status.FAILED):
-        table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
-        for column in ("input", "max abs error", "max rel error", "wrong entries", "worst at"):
-            table.add_column(column, style="dim" if column == "worst at" else None)
-        for entry in result.inputs:
-            worst = ""
-            if entry.worst is not None and not entry.passed:
-                worst = f"{entry.name}{format_index(entry.worst.input_index)}"
-            table.add_row(
-                Text(entry.name, style="" if entry.passed else "red"),
-                format_error(entry.max_abs_error),
-                format_error(entry.max_rel_error),
-                f"{entry.wrong_elements}" if entry.numel else "-",
-                worst,
-            )
-        lines.append(Group(Text(""), _indent(table)))
-        for entry in result.inputs:
-            if entry.diagnosis is not None:
-                lines.append(Text(f"  {entry.name}: {entry.diagnosis.kind}: "
-                                  f"{entry.diagnosis.detail}", style="yellow"))
+        lines.append(Text(""))
+        lines.append(_input_table(result, width))
     if show_jacobian:
-        lines.extend(_jacobian_lines(result, color))
-    return Group(*lines)
-
-
-def _indent(table: Table) -> RenderableType:
-    from rich.padding import Padding
-
-    return Padding(table, (0, 0, 0, 2), expand=False)
+        lines.extend(_jacobian_lines(result, color, width))
+    return lines
 
 
 CAPABILITY_STYLES = {"ok": "green", "fail": "bold red", "n/a": "dim"}
 
 
-def capability_table(results: list[CheckResult]) -> Table | None:
+def capability_table(results: list[CheckResult], width: int = layout.DEFAULT_WIDTH
+                     ) -> Trimmed | None:
+    """One column per capability when that fits `width` (headers wrap between words),
+    else one cell of `name=status` entries per row, wrapped between entries."""
     rows = [r for r in results if r.capabilities]
     if not rows:
         return None
     names = list(dict.fromkeys(k for r in rows for k in (r.capabilities or {})))
+    keys = [Column(("Function",), [r.function or "-" for r in rows]),
+            Column(("Case",), [r.case for r in rows])]
+    wide = [*keys, *(Column((n.replace("_", " "),), [(r.capabilities or {}).get(n, {}).get(
+        "status", "") for r in rows], breakable=True) for n in names)]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Capabilities",
                   title_justify="left")
-    table.add_column("Function")
-    table.add_column("Case")
-    for name in names:
-        table.add_column(name.replace("_", " "))
-    for r in rows:
-        caps = r.capabilities or {}
-        table.add_row(r.function or "-", r.case, *(
-            Text(caps[n]["status"], style=CAPABILITY_STYLES.get(caps[n]["status"], ""))
-            if n in caps else Text("") for n in names))
-    return table
+    if span([c.least for c in wide], 3) <= width:
+        widths = fit(wide, width, 3)
+        for column, size in zip(wide, widths):
+            table.add_column(column.headers[0], width=size, no_wrap=not column.breakable)
+        for r in rows:
+            caps = r.capabilities or {}
+            table.add_row(Text(r.function or "-"), Text(r.case), *(
+                Text(caps[n]["status"], style=CAPABILITY_STYLES.get(caps[n]["status"], ""))
+                if n in caps else Text("") for n in names))
+        return Trimmed(table, span(widths, 3))
+    cells = [_capability_entries(r.capabilities or {}) for r in rows]
+    long = [*keys, Column(("Capabilities",), [c.plain for c in cells], breakable=True)]
+    widths = fit(long, width, 3)
+    for column, size in zip(long, widths):
+        table.add_column(column.headers[0], width=size, no_wrap=not column.breakable)
+    for r, cell in zip(rows, cells):
+        table.add_row(Text(r.function or "-"), Text(r.case), wrap_text(cell, widths[-1]))
+    return Trimmed(table, span(widths, 3))
 
 
-def _capability_notes(results: list[CheckResult]) -> list[Text]:
+def _capability_entries(caps: dict[str, dict[str, str]]) -> Text:
+    text = Text()
+    for i, (name, cap) in enumerate(caps.items()):
+        if i:
+            text.append("  ")
+        text.append(f"{name}=")
+        text.append(cap["status"], style=CAPABILITY_STYLES.get(cap["status"], ""))
+    return text
+
+
+def _capability_notes(results: list[CheckResult], width: int) -> list[Text]:
     notes = []
     for r in results:
         for name, cap in (r.capabilities or {}).items():
             if cap["status"] == "fail":
-                notes.append(Text(f"  {r.function} [{r.case}] {name}: {cap['reason']}",
-                                  style="red"))
+                notes.append(paragraph(f"  {r.function} [{r.case}] {name}: {cap['reason']}",
+                                       width, "red"))
     return notes
 
 
-def _notes(results: list[CheckResult], advise: Advise) -> list[Text]:
+def _notes(results: list[CheckResult], advise: Advise, width: int) -> list[Text]:
     """Why a check ran in probe mode, notes on inputs that passed (failures say more), and
     advice on a result that passed (e.g. a probe verdict worth confirming exactly)."""
-    notes = []
+    notes: list[str] = []
     for r in results:
         if r.status.is_problem:
             continue
         if r.mode_reason:
-            notes.append(Text(f"note: {result_id(r)}: probe mode: {r.mode_reason}", style="dim"))
+            notes.append(f"note: {result_id(r)}: probe mode: {r.mode_reason}")
         for entry in r.inputs:
             if entry.note:
-                notes.append(Text(f"note: {result_id(r)}: {entry.name}: {entry.note}",
-                                  style="dim"))
+                notes.append(f"note: {result_id(r)}: {entry.name}: {entry.note}")
         if r.advice:
             words = "; ".join(dict.fromkeys(advise(a) for a in r.advice))
-            notes.append(Text(f"note: {result_id(r)}: what to do: {words}", style="dim"))
-    return notes
+            notes.append(f"note: {result_id(r)}: what to do: {words}")
+    return [paragraph(note, width, "dim") for note in notes]
 
 
-def console_for(out: TextIO) -> Console:
-    """A console over `out`: the terminal's width, else (a pipe, a file) 120 columns unless
-    COLUMNS says otherwise."""
-    console = Console(file=out, highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(file=out, highlight=False, width=120)
-    return console
+def _emit(console: Console, item: RenderableType) -> None:
+    """Print what is already fitted to the width: rich must neither re-wrap nor crop it."""
+    if isinstance(item, Text):
+        console.print(item, soft_wrap=True)
+    else:
+        console.print(item, crop=False)
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:
@@ -225,33 +279,36 @@ def render(results: list[CheckResult], options: ReportOptions) -> None:
 
 
 def write(console: Console, results: list[CheckResult], options: ReportOptions) -> None:
+    width = console.width
     plain = [r for r in results if r.capabilities is None]
     if plain:
-        console.print(build_table(plain))
-    capabilities = capability_table(results)
+        _emit(console, build_table(plain, width))
+    capabilities = capability_table(results, width)
     if capabilities is not None:
         console.print()
-        console.print(capabilities)
-        for note in _capability_notes(results):
-            console.print(note)
-    notes = _notes(results, options.advise)
+        _emit(console, capabilities)
+        for note in _capability_notes(results, width):
+            _emit(console, note)
+    notes = _notes(results, options.advise, width)
     if notes:
         console.print()
         for note in notes:
-            console.print(note)
+            _emit(console, note)
     problems = [r for r in results if r.status.is_problem]
     for result in problems:
         console.print()
         # The result's id and its reproduce command get copied and pasted: never wrapped.
         console.print(_head(result), soft_wrap=True)
-        console.print(_details(result, options.show_jacobian, console.color_system is not None))
+        for item in _details(result, width, options.show_jacobian,
+                             console.color_system is not None):
+            _emit(console, item)
         advice = advice_line(result, options.advise)
         if advice:
-            console.print(Text(f"  {advice}", style="yellow"))
+            _emit(console, paragraph(f"  {advice}", width, "yellow"))
         if result.reproduce:
             console.print(Text(f"  reproduce: {result.reproduce}", style="dim"), soft_wrap=True)
     if problems:
         console.print()
     code = options.summary.exit_code
     style = "bold red" if code == 1 else "bold green" if code == 0 else "bold yellow"
-    console.print(Text(options.summary.line(), style=style))
+    _emit(console, paragraph(options.summary.line(), width, style))

@@ -1,0 +1,198 @@
+"""Text that fits the console: its width, wraps between tokens, short paths, no trailing spaces.
+
+A *token* is what a line never breaks inside: a word, a number, a name, `name=value`, and
+anything in backticks, brackets or braces whole (`` `x @ w.t()` ``, `w[0, 0]`,
+`{shape: [3, 4], name: x}`). Lines break only at the spaces between tokens; a token wider
+than the whole line gets a line of its own and runs past the edge rather than be cut.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
+from rich.text import Text
+
+# Not a terminal (a log, a file, a pipe): wide enough for a row of the table on one line.
+DEFAULT_WIDTH = 120
+ELLIPSIS = "…"
+
+_TOKEN = re.compile(r"(?:`[^`\n]*`|\[[^\]\n]*\]|\{[^}\n]*\}|[^\s`\[{]|[`\[{])+")
+
+
+def output_width(out: TextIO) -> int:
+    """The columns to fill: COLUMNS when set, else the width of the terminal `out` is, else 120.
+
+    Rich alone would take FORCE_COLOR (or TTY_COMPATIBLE) on a pipe as a terminal of 80
+    columns, since a pipe has no size; colours are forced, not a narrow width.
+    """
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        terminal = out.isatty()
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    if not terminal:
+        return DEFAULT_WIDTH
+    try:
+        return os.get_terminal_size(out.fileno()).columns or DEFAULT_WIDTH
+    except (AttributeError, ValueError, OSError):
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def console_for(out: TextIO) -> Console:
+    """A console over `out`, `output_width(out)` columns wide; colours as rich decides them
+    (a terminal, FORCE_COLOR, NO_COLOR)."""
+    return Console(file=out, highlight=False, width=output_width(out))
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def longest_token(texts: Iterable[str]) -> int:
+    return max((cell_len(t) for text in texts for t in tokens(text)), default=0)
+
+
+def _line_starts(plain: str, width: int) -> list[int]:
+    """Where each line after the first starts when `plain` (one line) wraps at `width`:
+    greedily, at the spaces between tokens, as many tokens on a line as fit."""
+    starts: list[int] = []
+    line_start = 0
+    first = True
+    for match in _TOKEN.finditer(plain):
+        if not first and cell_len(plain[line_start:match.end()]) > width:
+            starts.append(match.start())
+            line_start = match.start()
+        first = False
+    return starts
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """`line` as lines of at most `width` columns (see the module's docstring); its
+    indentation stays on the first line, continuation lines start at the margin."""
+    bounds = [0, *_line_starts(line, width), len(line)]
+    return [line[a:b].rstrip() for a, b in itertools.pairwise(bounds)]
+
+
+def wrap_text(text: Text, width: int) -> Text:
+    """A styled one-line `text` wrapped as `wrap` does, lines joined by newlines."""
+    starts = _line_starts(text.plain, width)
+    if not starts:
+        return text
+    lines = text.divide(starts)
+    for line in lines:
+        line.rstrip()
+    return Text("\n").join(lines)
+
+
+def paragraph(text: str, width: int, style: str = "") -> Text:
+    """Each line of `text` wrapped to `width`: print it with soft_wrap=True (no re-wrapping)."""
+    lines = [part for line in (text.splitlines() or [""]) for part in wrap(line, width)]
+    return Text("\n".join(lines), style=style)
+
+
+def shorten_path(path: str, width: int) -> str:
+    """`…/ops/broken.yaml`: `path` cut from the left to `width` columns, at a `/` when one
+    leaves some of the name (else inside the name, `…oken.yaml`)."""
+    if cell_len(path) <= width:
+        return path
+    parts = path.split("/")
+    for start in range(1, len(parts)):
+        shorter = ELLIPSIS + "/" + "/".join(parts[start:])
+        if cell_len(shorter) <= width:
+            return shorter
+    keep = max(width - 1, 0)
+    return ELLIPSIS + path[len(path) - keep:] if keep else ELLIPSIS
+
+
+@dataclass
+class Column:
+    """A column to fit: its header (then shorter forms of it), its cells' plain text, and
+    whether the cells (and, at the last form, the header) may wrap between tokens."""
+
+    headers: tuple[str, ...]
+    cells: Sequence[str]
+    breakable: bool = False
+    floor: int | None = None  # the cells may be shortened from the left down to this width
+
+    @property
+    def full(self) -> int:
+        longest = max((cell_len(line) for cell in self.cells for line in cell.splitlines()),
+                      default=0)
+        return max(cell_len(self.headers[0]), longest)
+
+    @property
+    def least(self) -> int:
+        last = self.headers[-1]
+        if self.breakable:
+            return max(longest_token([last]), longest_token(self.cells), 1)
+        least = max((cell_len(c) for c in self.cells), default=0)
+        if self.floor is not None:
+            least = min(least, self.floor)
+        return max(cell_len(last), least, 1)
+
+    def header(self, width: int) -> str:
+        return next((h for h in self.headers if cell_len(h) <= width), self.headers[-1])
+
+
+def span(widths: Sequence[int], gap: int) -> int:
+    """The width of columns `widths` wide with `gap` columns between each two."""
+    return sum(widths) + gap * max(len(widths) - 1, 0)
+
+
+def fit(columns: Sequence[Column], room: int, gap: int,
+        grow: Sequence[int] | None = None) -> list[int]:
+    """Column widths: every column whole when that fits in `room`; else each at its least,
+    and what is left given to the columns `grow` names (indices, in order) up to their full
+    widths. The sum may exceed `room` only when the least widths already do."""
+    full = [c.full for c in columns]
+    if span(full, gap) <= room:
+        return full
+    widths = [c.least for c in columns]
+    spare = room - span(widths, gap)
+    for index in grow if grow is not None else range(len(columns)):
+        add = max(0, min(full[index] - widths[index], spare))
+        widths[index] += add
+        spare -= add
+    return widths
+
+
+class Trimmed:
+    """`renderable` drawn `width` columns wide (the console's when None; more than the
+    console's only to keep a name whole), every line without trailing spaces."""
+
+    def __init__(self, renderable: RenderableType, width: int | None = None) -> None:
+        self.renderable = renderable
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(self.width or 0, options.max_width)
+        drawn = options.update(width=width, no_wrap=False, overflow=None)
+        for line in console.render_lines(self.renderable, drawn, pad=False):
+            yield from rstrip(line)
+            yield Segment.line()
+
+
+def rstrip(line: list[Segment]) -> list[Segment]:
+    """`line` without the spaces at its end (a space with a background colour is drawing)."""
+    segments = list(line)
+    while segments:
+        text, style, control = segments[-1]
+        if control or (style is not None and style.bgcolor is not None):
+            break
+        kept = text.rstrip(" ")
+        if kept:
+            segments[-1] = Segment(kept, style)
+            break
+        segments.pop()
+    return segments
