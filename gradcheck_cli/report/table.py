@@ -180,6 +180,8 @@ def _details(result: CheckResult, width: int, show_jacobian: bool = False,
         lines.append(Text(f"  at {location}", style="dim"))
     if result.mode_reason:
         lines.append(paragraph(f"  probe mode: {result.mode_reason}", width, "dim"))
+    if result.inputs_inferred is not None:
+        lines.append(paragraph(f"  inputs inferred: {result.inputs_inferred}", width, "dim"))
     for line in result.message.splitlines() or [""]:
         lines.append(paragraph("  " + line, width))
     failing = [e for e in result.inputs if not e.passed]
@@ -252,6 +254,18 @@ def _notes(results: list[CheckResult], advise: Advise, width: int) -> list[Text]
     """Why a check ran in probe mode, notes on inputs that passed (failures say more), and
     advice on a result that passed (e.g. a probe verdict worth confirming exactly)."""
     notes: list[str] = []
+    inferred: dict[tuple[str | None, str | None, str], str] = {}
+    for r in results:
+        if r.inputs_inferred is not None:
+            # Once per Function x case: every check of it ran on the same inputs.
+            inferred.setdefault((r.module, r.function, r.case), r.inputs_inferred)
+    for (module, function, case), shown in inferred.items():
+        what = function if case == "default" else f"{function}[{case}]"
+        notes.append(f"note: {module}::{what}: inputs inferred: {shown}")
+    if inferred:
+        modules = " ".join(dict.fromkeys(str(m) for m, _, _ in inferred))
+        notes.append(f"note: to pin these inputs in an editable spec: gradcheck-cli init "
+                     f"{modules}")
     for r in results:
         if r.status.is_problem:
             continue
