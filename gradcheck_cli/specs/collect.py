@@ -27,7 +27,7 @@ def display(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
         return str(path)
 
 
@@ -38,17 +38,20 @@ def looks_like_spec(path: Path) -> bool:
     a file that does not parse counts too when its text mentions those keys, so its
     syntax error gets reported.
     """
-    import yaml
-
+    from gradcheck_cli.errors import SpecError
+    from gradcheck_cli.specs import yamlsource
     from gradcheck_cli.specs.specfile import TOP_KEYS
 
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return bool(_SPEC_KEY.search(path.read_text(encoding="utf-8", errors="replace")))
     except OSError:
         return True
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+        # The parser that load_spec uses (it keeps the document): parsed once, not twice.
+        doc = yamlsource.load(text, str(path))
+    except SpecError:
         return bool(_SPEC_KEY.search(text))
     if not isinstance(doc, dict):
         return False
@@ -72,7 +75,7 @@ def specs_referencing(folder: Path, recursive: bool = True) -> dict[Path, list[P
     for spec_path in _walk_specs(folder, recursive):
         spec = load_spec(spec_path)
         if spec.module is not None:
-            found.setdefault(spec.module.resolve(), []).append(spec_path)
+            found.setdefault(_resolved(spec.module), []).append(spec_path)
     return found
 
 
@@ -88,11 +91,11 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
     items: list[Item] = []
     notes: list[str] = []
     seen: set[Path] = set()
-    ignored = [Path(p).resolve() for p in ignore]
+    ignored = [_resolved(Path(p)) for p in ignore]
     referencing: dict[Path, list[Path]] | None = None
 
     def add(path: Path, kind: str) -> None:
-        key = path.resolve()
+        key = _resolved(path)
         if any(key == i or i in key.parents for i in ignored) or key in seen:
             return
         seen.add(key)
@@ -115,8 +118,8 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
             if referencing is None:
                 referencing = specs_referencing(specs_folder) if specs_folder else {}
             beside = specs_referencing(path.parent, recursive=False)
-            specs = list(dict.fromkeys([*beside.get(path.resolve(), []),
-                                        *referencing.get(path.resolve(), [])]))
+            specs = list(dict.fromkeys([*beside.get(_resolved(path), []),
+                                        *referencing.get(_resolved(path), [])]))
             if specs:
                 for spec in specs:
                     add(spec, "spec")
@@ -127,6 +130,15 @@ def collect(paths: list[str], ignore: tuple[str, ...] = (),
         else:
             raise UsageError(f"not a .py file, a .yaml spec or a folder: {raw}")
     return items, notes
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with symlinks followed as far as they go: a symlink loop stays a path (the
+    spec that names it gets the error), it does not end the run."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def _walk_specs(folder: Path, recursive: bool = True) -> list[Path]:

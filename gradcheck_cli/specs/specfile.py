@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,11 @@ DEFAULT_INT_LOW, DEFAULT_INT_HIGH = 0, 10
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name", "avoid",
                "exclude_zero")
 VALUE_KEYS = ("value", "name")
+MAX_DIMS = 64  # torch's own limit on a tensor's dimensions
+SEED_RANGE = (-(2**63), 2**63)  # what torch.Generator.manual_seed takes (an int64)
+# Integer dtypes: the values torch.randint may draw (`high` is exclusive).
+INT_RANGE = {"uint8": (0, 2**8), "int8": (-(2**7), 2**7), "int16": (-(2**15), 2**15),
+             "int32": (-(2**31), 2**31), "int64": (-(2**63), 2**63)}
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -162,7 +168,15 @@ def _parse_top(doc: Any, path: Path, spec: SpecFile, ctx: _Context) -> None:
     module = doc["module"]
     if not isinstance(module, str) or not module.strip():
         raise ctx.error("`module` must be a path to a .py file", doc.value_marks["module"])
-    spec.module = (path.parent / module).resolve()
+    if "\0" in module:
+        raise ctx.error("`module` contains a NUL character", doc.value_marks["module"],
+                        hint="give the path to a .py file")
+    try:
+        spec.module = (path.parent / module).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ctx.error(f"`module` cannot be resolved ({exc})", doc.value_marks["module"],
+                        hint="the path is a symlink loop or unreadable: name the .py file "
+                        "itself") from None
     spec.module_line = doc.key_marks["module"][0]
     defaults = CheckSettings()
     if "defaults" in doc and doc["defaults"] is not None:
@@ -263,6 +277,9 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
         raise ctx.error("`shape` must be a list of non-negative integers",
                         item.value_marks["shape"],
                         hint="e.g. `shape: [3, 4]`; `shape: []` is a 0-d tensor")
+    if len(shape) > MAX_DIMS:
+        raise ctx.error(f"`shape` has {len(shape)} dimensions; torch tensors have at most "
+                        f"{MAX_DIMS}", item.value_marks["shape"])
     dtype = item.get("dtype", "float64")
     if dtype not in TENSOR_DTYPES:
         raise ctx.error(f"unknown dtype `{dtype}`", item.value_marks.get("dtype"),
@@ -270,9 +287,14 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
                         or f"one of: {', '.join(TENSOR_DTYPES)}")
     low = _number(item, "low", ctx)
     high = _number(item, "high", ctx)
+    for key, bound in (("low", low), ("high", high)):
+        if bound is not None and not math.isfinite(bound):
+            raise ctx.error(f"`{key}` must be a finite number (got {bound})",
+                            item.value_marks[key])
     if low is not None and high is not None and not low < high:
         raise ctx.error(f"`low` ({low}) must be smaller than `high` ({high})",
                         item.key_marks["low"])
+    _int_range(item, dtype, low, high, ctx)
     requires_grad = item.get("requires_grad", dtype in FLOAT_DTYPES)
     if not isinstance(requires_grad, bool):
         raise ctx.error("`requires_grad` must be true or false", item.value_marks["requires_grad"])
@@ -285,6 +307,21 @@ def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
     avoid = _avoid(item, ctx)
     return TensorInput(shape=tuple(shape), dtype=dtype, low=low, high=high,
                        requires_grad=requires_grad, name=name, line=mark[0], avoid=avoid)
+
+
+def _int_range(item: LocDict, dtype: str, low: float | None, high: float | None,
+               ctx: _Context) -> None:
+    """An integer tensor's `low`/`high` must lie in its dtype's range (torch.randint would
+    fail), `high` being exclusive."""
+    if dtype not in INT_RANGE:
+        return
+    least, bound = INT_RANGE[dtype]
+    if low is not None and not least <= low < bound:
+        raise ctx.error(f"`low` ({low:g}) is out of range for {dtype} ([{least}, {bound - 1}])",
+                        item.value_marks["low"])
+    if high is not None and not least < high <= bound:
+        raise ctx.error(f"`high` ({high:g}) is out of range for {dtype} (at most {bound}, "
+                        "as `high` is exclusive)", item.value_marks["high"])
 
 
 def _avoid(item: LocDict, ctx: _Context) -> tuple[float, ...]:
@@ -344,8 +381,16 @@ def _parse_settings(body: LocDict, ctx: _Context) -> CheckSettings:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ctx.error("`seed` must be an integer", body.value_marks["seed"])
+    if seed is not None and not SEED_RANGE[0] <= seed < SEED_RANGE[1]:
+        raise ctx.error(f"`seed` must be below 2**63 and at least -2**63 (got {seed})",
+                        body.value_marks["seed"])
     tolerances = {key: _number(body, key, ctx) for key in ("atol", "rtol", "eps", "nondet_tol")}
     for key, value in tolerances.items():
+        if value is not None and not math.isfinite(value):
+            # NaN compares false with everything (torch then blames the backward) and an
+            # infinite tolerance passes every op.
+            raise ctx.error(f"`{key}` must be a finite number (got {value})",
+                            body.value_marks[key], hint="e.g. `atol: 1e-5`")
         if value is not None and (value < 0 or (key == "eps" and value == 0)):
             raise ctx.error(f"`{key}` must be positive", body.value_marks[key])
     float32 = body.get("float32")

@@ -10,6 +10,14 @@ from gradcheck_cli.errors import SpecError
 
 Mark = tuple[int, int]  # 1-based line and column
 
+# No spec needs more than a handful of levels; Python's recursion limit (about 1000 frames,
+# several per YAML level) is the hard stop this keeps far away from.
+MAX_DEPTH = 100
+# Aliases share one node, so `&a [*b, *b, ...]` chains grow exponentially when expanded
+# into plain lists (an "alias bomb"): values reached a second time through an alias are
+# counted, and past this many the file is refused before memory or time runs out.
+MAX_ALIAS_VALUES = 100_000
+
 
 class LocDict(dict[Any, Any]):
     """A mapping that remembers where each key and value stood in the file."""
@@ -36,15 +44,35 @@ def _mark(node: yaml.Node) -> Mark:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+# The same file is read by collection (is it a spec?) and again by planning: the parsed
+# document is kept by its text, so a big spec is parsed once. Documents are never mutated.
+_PARSED: dict[str, Any] = {}
+_PARSED_KEEP = 8
+
+
 def load(text: str, path: str) -> Any:
     """Parse `text` as YAML (safe tags only); errors name `path`, line and column."""
+    if text in _PARSED:
+        return _PARSED[text]
+    doc = _load(text, path)
+    if len(_PARSED) >= _PARSED_KEEP:
+        del _PARSED[next(iter(_PARSED))]
+    _PARSED[text] = doc
+    return doc
+
+
+def _load(text: str, path: str) -> Any:
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            return None if node is None else _build(loader, node, path)
+            return None if node is None else _Builder(loader, path).build(node, 0)
         finally:
             loader.dispose()
+    except RecursionError:
+        line = _deepest_line(text)
+        raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", file=path, line=line,
+                        hint="a spec needs only a few levels of nesting") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -66,13 +94,67 @@ def load(text: str, path: str) -> Any:
         raise SpecError(f"YAML error: {exc}", file=path) from None
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+def _deepest_line(text: str) -> int | None:
+    """The line where nesting first passes MAX_DEPTH, read from parser events (which, unlike
+    composing, take no recursion)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    return None if mark is None else int(mark.line) + 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return None
+
+
+class _Builder:
+    """Nodes -> LocDict/LocList/plain values, refusing deep nesting and alias bombs."""
+
+    def __init__(self, loader: yaml.SafeLoader, path: str) -> None:
+        self.loader = loader
+        self.path = path
+        self.seen: set[int] = set()
+        self.repeated = 0
+
+    def _refuse(self, message: str, node: yaml.Node, hint: str) -> SpecError:
+        line, column = _mark(node)
+        return SpecError(message, file=self.path, line=line, column=column, hint=hint)
+
+    def build(self, node: yaml.Node, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self._refuse(f"YAML nested more than {MAX_DEPTH} levels deep", node,
+                               "a spec needs only a few levels of nesting")
+        if id(node) in self.seen:
+            self.repeated += 1
+            if self.repeated > MAX_ALIAS_VALUES:
+                raise self._refuse(
+                    f"YAML aliases expand to more than {MAX_ALIAS_VALUES} values "
+                    "(an alias bomb?)", node, "write the values out, or use fewer aliases")
+        else:
+            self.seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, depth)
+        if isinstance(node, yaml.SequenceNode):
+            items = LocList()
+            items.mark = _mark(node)
+            for item in node.value:
+                items.append(self.build(item, depth + 1))
+                items.item_marks.append(_mark(item))
+            return items
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> LocDict:
+        path = self.path
+        self.loader.flatten_mapping(node)
         result = LocDict()
         result.mark = _mark(node)
         for key_node, value_node in node.value:
-            key = _build(loader, key_node, path)
+            key = self.build(key_node, depth + 1)
             if isinstance(key, (dict, list)):
                 line, column = _mark(key_node)
                 raise SpecError("a mapping key must be a plain value", file=path, line=line,
@@ -81,15 +163,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: str) -> Any:
                 line, column = _mark(key_node)
                 raise SpecError(f"duplicate key `{key}`", file=path, line=line, column=column,
                                 hint="each key may appear once in a mapping")
-            result[key] = _build(loader, value_node, path)
+            result[key] = self.build(value_node, depth + 1)
             result.key_marks[key] = _mark(key_node)
             result.value_marks[key] = _mark(value_node)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        items = LocList()
-        items.mark = _mark(node)
-        for item in node.value:
-            items.append(_build(loader, item, path))
-            items.item_marks.append(_mark(item))
-        return items
-    return loader.construct_object(node, deep=True)
