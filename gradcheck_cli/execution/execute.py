@@ -15,6 +15,7 @@ from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.pictures import failing_jacobians
 from gradcheck_cli.engine.resources import check_fits, jacobian_budget
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
+from gradcheck_cli.execution import escapes, isolation
 from gradcheck_cli.execution.tasks import (
     Task,
     error_result,
@@ -71,12 +72,35 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
 
     A module that does not import, or a Function the module lacks, gives a result with
     check NO_CHECK (and function None for the module), which the runner reports once.
+    The check runs under torch's state from before any user code (see `isolation`), and an
+    exit or KeyboardInterrupt raised by the user's code is its error, not the run's end.
     """
+    with isolation.checking() as unrestored, escapes.watch() as watch:
+        result = _guarded(task, options, first_order_ok, unrestored, watch)
+    note = isolation.import_note(task.module)
+    if note:
+        result.message = f"{result.message}\n{note}" if result.message else note
+    return result
+
+
+def _guarded(task: Task, options: RunOptions, first_order_ok: bool | None,
+             unrestored: list[str], watch: escapes.Watch) -> CheckResult:
     result = task_result(task, options, status=Status.PASSED)
-    target = load_target(task, task.case.name)
+    try:
+        target = isolation.watch_import(task.module, lambda: load_target(task, task.case.name))
+    except escapes.ESCAPES as exc:  # import_file lets KeyboardInterrupt through
+        escaped = watch.escape(exc, task.module)
+        if escaped is None:
+            raise
+        return error_result(task.module, task.spec, escaped)
     if isinstance(target, CheckResult):
         return target
     try:
+        if unrestored:
+            raise GradcheckCliError(
+                f"torch's global state could not be put back ({', '.join(unrestored)}), "
+                "so the check would not be trustworthy: a module imported earlier in this "
+                "process changed it")
         _execute(task, target, options, result, first_order_ok)
     except GradcheckCliError as exc:
         result.status = Status.ERROR
@@ -86,6 +110,13 @@ def execute(task: Task, options: RunOptions, first_order_ok: bool | None = None)
         result.status = Status.ERROR
         result.message = (f"internal error in gradcheck-cli: {type(exc).__name__}: {exc}\n"
                           + "".join(traceback.format_exception(exc)))
+    except escapes.ESCAPES as exc:
+        escaped = watch.escape(exc, task.module)
+        if escaped is None:
+            raise
+        result.status = Status.ERROR
+        result.message = str(escaped)
+        result.location = escaped.location
     if result.status.is_problem:
         result.reproduce = reproduce_command(task, result.seed or 0)
     else:

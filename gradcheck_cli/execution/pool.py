@@ -59,12 +59,14 @@ class _Worker:
         self.proc.start()
         child.close()
         self.job: Job | None = None
+        self.acknowledged = False  # the worker said it began the job (Importing, Started)
         self.index: int | None = None  # the task running now; None while importing
         self.deadline: float | None = None
         self.started = time.monotonic()
 
     def send(self, job: Job) -> None:
         self.job = job
+        self.acknowledged = False
         self.index = None
         self.deadline = None
         self.conn.send(job)
@@ -125,8 +127,11 @@ class WorkerPool:
         queue: deque[Job] = deque(jobs)
         timeout = self.options.timeout
         while True:
-            for worker in self.workers:
-                if worker.job is None and queue:
+            for worker in list(self.workers):
+                if worker.job is None and not worker.proc.is_alive():
+                    self.workers.remove(worker)  # retired between jobs (see `worker`)
+                    worker.kill()
+                elif worker.job is None and queue:
                     job = next_job(queue, skip)
                     if job is not None:
                         worker.send(job)
@@ -155,6 +160,7 @@ class WorkerPool:
             while worker.conn.poll():
                 message: Message = worker.conn.recv()
                 if isinstance(message, (Importing, Started)):
+                    worker.acknowledged = True
                     if isinstance(message, Started):
                         worker.index = message.index
                     worker.started = time.monotonic()
@@ -180,10 +186,15 @@ class WorkerPool:
         backward did not); after a timeout they are reported unrun, since the same forward
         would hang them too and each would cost the whole time limit again.
         """
+        from gradcheck_cli.execution.worker import RETIRED
+
         job = worker.job
         self.workers.remove(worker)
         worker.kill()
         if job is None:
+            return
+        if worker.proc.exitcode == RETIRED and not worker.acknowledged:
+            queue.appendleft(job)  # sent as it retired: never begun
             return
         # The time limit is the front end's to word (a flag, an option, a keyword argument).
         hint = (" (a hang, or a check too slow for the time limit: shrink the inputs, or "

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from types import ModuleType
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
@@ -28,6 +29,9 @@ from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.streams import user_output_to_stderr
 
 _deps: dict[Path, list[str]] = {}
+# A worker exits with this code, between jobs, when torch's global state could not be put
+# back: the pool replaces it and runs again the job it may have sent meanwhile.
+RETIRED = 75
 
 
 def project_root(path: Path) -> Path | None:
@@ -68,17 +72,39 @@ def local_files(module_path: Path) -> list[str]:
     return _deps[module_path]
 
 
+def _import(path: Path) -> GradcheckCliError | ModuleType:
+    """Import the user's file as a job starts; the error for a module that does not
+    import, or raises an exit or its own KeyboardInterrupt (a real Ctrl-C goes on up)."""
+    from gradcheck_cli.execution import escapes, isolation
+    from gradcheck_cli.target.discovery import import_file
+
+    with escapes.watch() as watch:
+        try:
+            with user_output_to_stderr():
+                module: ModuleType = isolation.watch_import(path, lambda: import_file(path))
+        except GradcheckCliError as exc:
+            return exc
+        except escapes.ESCAPES as exc:
+            escaped = watch.escape(exc, path)
+            if escaped is None:
+                raise
+            return escaped
+    return module
+
+
 def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
     """Run one job in this process, yielding Importing, Started(i), Finished(i, ...), ..."""
     from gradcheck_cli.execution.execute import execute
 
     if job.discover is not None:
-        from gradcheck_cli.target.discovery import find_targets, import_file
+        from gradcheck_cli.target.discovery import find_targets
 
         yield Importing()  # the pool's deadline covers a module that hangs at import
+        module = _import(job.discover)
         try:
+            if isinstance(module, GradcheckCliError):
+                raise module
             with user_output_to_stderr():
-                module = import_file(job.discover)
                 names = [t.name for t in find_targets(module, job.discover)]
         except GradcheckCliError as exc:
             yield Finished(-1, error_result(job.discover, None, exc).to_dict())
@@ -86,15 +112,11 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         yield Discovered(names, local_files(job.discover))
         return
     if job.tasks:
-        from gradcheck_cli.target.discovery import import_file
-
         task = job.tasks[0]
         yield Importing()
-        try:
-            with user_output_to_stderr():
-                import_file(task.module)
-        except GradcheckCliError as exc:
-            yield Finished(0, error_result(task.module, task.spec, exc).to_dict())
+        loaded = _import(task.module)
+        if isinstance(loaded, GradcheckCliError):
+            yield Finished(0, error_result(task.module, task.spec, loaded).to_dict())
             return
     first_order_ok: bool | None = None
     for index, task in enumerate(job.tasks):
@@ -128,6 +150,9 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
         from gradcheck_cli.engine.vjp import import_autograd_shapes
 
         import_autograd_shapes()
+    from gradcheck_cli.execution import isolation
+
+    isolation.baseline()  # before any user code: what every check starts from
     try:
         _serve(conn, options)
     except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -143,4 +168,11 @@ def _serve(conn: Connection, options: RunOptions) -> None:
             return
         for message in run_job_here(job, options):
             conn.send(message)
+        from gradcheck_cli.execution import isolation
+
+        unrestored = isolation.settle()
         conn.send(Done())
+        if unrestored:
+            # Every later check would start from the wrong state: a fresh worker instead.
+            sys.stdout.flush()
+            os._exit(RETIRED)
