@@ -1,16 +1,26 @@
-"""Cache of passed results, keyed by everything that can change them; JSON, never pickle.
+"""Cache of passed (and deterministically skipped) results: honest keys, signed JSON entries.
 
-A key covers the tool and torch versions, the spec file's content (or the module's, for
-inferred inputs), the Function, case, device, check, seed, tolerances and mode. An entry
-also records the user's files the module imported (their SHA-256), and is reused only
-while they are unchanged. Only passes are stored: failures are always re-run.
+A key covers the tool, torch and Python versions, the machine's shape (cores, memory), the
+environment variables torch and the tool read, the spec file's content (or the module's,
+for inferred inputs), the Function, case, device, check and every option that can change a
+verdict. An entry also records the user's files the check imported (their SHA-256) and is
+reused only while they are unchanged. Entries are signed with a key kept in the user's
+cache home (never in the project), so a planted or restored `.gradcheck_cache/` cannot
+pass for ours; anything unreadable, unsigned or of the wrong shape is ignored. Failures and
+errors are never stored: they always run again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import platform
+import secrets
+import stat
+import sys
+import sysconfig
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -22,13 +32,26 @@ from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.version import __version__
 
-FORMAT = 1
+FORMAT = 2
+
+# Environment variables that change what torch computes or how the tool decides: thread
+# counts change reduction order, allocator and backend switches change kernels.
+ENV_PREFIXES = ("PYTORCH_", "TORCH_", "CUDA_", "CUBLAS_", "CUDNN_", "NVIDIA_", "OMP_",
+                "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "ATEN_", "GRADCHECK")
+# Which files `import helper` finds depends on these.
+ENV_NAMES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE",
+             "PYTHONUSERBASE", "LD_PRELOAD", "LD_LIBRARY_PATH")
+
+# A skip whose reason follows from the module and the machine alone: worth keeping.
+DETERMINISTIC_SKIPS = ("is decorated @once_differentiable", "CUDA not available")
+
+KEY_BYTES = 32
 
 
 def _digest(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -40,12 +63,182 @@ def _torch_version() -> str:
         return "none"
 
 
-class Cache:
-    """Passed results under `folder` (one small JSON file per key)."""
+def environment() -> dict[str, str]:
+    """The environment variables a verdict may depend on."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
 
-    def __init__(self, folder: Path) -> None:
+
+def _total_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What auto mode's exact/probe decision and the CUDA answer depend on besides the spec."""
+    nodes = sorted(p.name for p in Path("/dev").glob("nvidia*")) if sys.platform.startswith(
+        "linux") else None
+    return {"python": sys.version, "platform": platform.platform(), "cpus": os.cpu_count(),
+            "memory": _total_memory(), "nvidia": nodes}
+
+
+def cacheable(result: CheckResult) -> bool:
+    """Whether `result` may be stored: a pass, or a skip whose reason cannot change while
+    the files and the machine stay the same (the worker sends deps for these)."""
+    if result.status is Status.PASSED:
+        return True
+    return result.status is Status.SKIPPED and any(
+        reason in result.message for reason in DETERMINISTIC_SKIPS)
+
+
+def _library_roots() -> list[Path]:
+    """Folders of the interpreter's and installed libraries' files, and of this tool."""
+    roots = {Path(__file__).resolve().parents[1]}
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        where = sysconfig.get_paths().get(name)
+        if where:
+            roots.add(Path(where).resolve())
+    return sorted(roots)
+
+
+_baseline: set[str] = set()  # modules loaded before the first user file (`mark_baseline`)
+_marked: list[bool] = []
+
+
+def mark_baseline() -> None:
+    """Remember the modules loaded before any user code ran in this process (once): a
+    module loaded later, wherever its file lies, is the user's doing and a dependency."""
+    if not _marked:
+        _baseline.update(sys.modules)
+        _marked.append(True)
+
+
+def project_root(path: Path) -> Path | None:
+    """The nearest folder above `path` holding pyproject.toml, setup.py or .git."""
+    for folder in path.parents:
+        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", ".git")):
+            return folder
+    return None
+
+
+def _user_roots(module_path: Path) -> list[Path]:
+    from gradcheck_cli.target.discovery import package_root
+
+    roots = [package_root(module_path)[0].resolve()]
+    project = project_root(module_path)
+    if project is not None:
+        roots.append(project.resolve())
+    return roots
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(root == path or root in path.parents for root in roots)
+
+
+def dependencies(module_path: Path) -> list[str]:
+    """The user's Python files a check of `module_path` may depend on, for the cache: the
+    module itself, every loaded .py below its package or project root, and every .py
+    loaded after `mark_baseline` wherever it lies (outside the standard library, installed
+    packages and this tool). Call it after the check ran: modules that forward or backward
+    imported lazily count. A worker that ran other modules before lists their files too,
+    which costs a cache miss when they change, never a stale pass."""
+    module_path = module_path.resolve()
+    libraries = _library_roots()
+    roots = _user_roots(module_path)
+    files = {str(module_path)}
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        # Some modules (torch.ops) carry a relative, made-up __file__: not a file of ours.
+        if (not isinstance(filename, str) or not filename.endswith(".py")
+                or not os.path.isabs(filename)):
+            continue
+        path = Path(filename).resolve()
+        if "site-packages" in path.parts or "dist-packages" in path.parts:
+            continue
+        later = bool(_marked) and name not in _baseline
+        if (_inside(path, roots) or later) and not _inside(path, libraries) and path.is_file():
+            files.add(str(path))
+    return sorted(files)
+
+
+def key_home() -> Path:
+    """Where the signing key lives: the user's cache home, outside any project."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gradcheck-cli"
+
+
+def _read_secret(path: Path) -> bytes | None:
+    """The key, if it is a regular file of ours that nobody else can read or write."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+            return None
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            return None
+        secret = file.read(KEY_BYTES + 1)
+    return secret if len(secret) == KEY_BYTES else None
+
+
+def signing_key() -> bytes | None:
+    """The user's cache key, created (0600) on first use; None when it cannot be had, and
+    then the cache neither trusts nor writes anything."""
+    path = key_home() / "key"
+    secret = _read_secret(path)
+    if secret is not None:
+        return secret
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".key.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(secrets.token_bytes(KEY_BYTES))
+            os.chmod(temp, 0o600)
+            # A hard link fails if another run made the key first: then that one is used.
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+    except OSError:
+        return None
+    return _read_secret(path)
+
+
+def _valid_result(data: Any, task: Task) -> CheckResult | None:
+    """The stored result, if it has the shape of one and is about this very task."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        result = CheckResult.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not cacheable(result):
+        return None
+    if (result.function, result.case, result.device, result.check) != (
+            task.function, task.case.name, task.device, task.check):
+        return None
+    text = (result.message, result.mode, result.mode_reason)
+    if not all(isinstance(t, str) for t in text) or not isinstance(result.inputs, list):
+        return None
+    if result.seed is not None and not isinstance(result.seed, int):
+        return None
+    return result
+
+
+class Cache:
+    """Results under `folder` (one small signed JSON file per key)."""
+
+    def __init__(self, folder: Path, secret: bytes | None = None) -> None:
         self.folder = folder
-        self._torch = _torch_version()
+        self._secret = secret if secret is not None else signing_key()
+        self._fixed = {"format": FORMAT, "tool": __version__, "torch": _torch_version(),
+                       "env": environment(), "machine": machine()}
         self._hashes: dict[Path, str | None] = {}
         self._ignored = False  # the folder's .gitignore is known to exist
 
@@ -55,14 +248,15 @@ class Cache:
         return self._hashes[path]
 
     def _key(self, name: str, path: Path, material: dict[str, Any]) -> str | None:
-        """The key of `material` and of `path`'s content (stored under `name`), with the
-        versions every key carries; None when the file cannot be read."""
+        """The key of `material` and of `path`'s content (stored under `name`), with what
+        every key carries; None when the file cannot be read or nothing can be signed."""
+        if self._secret is None:
+            return None
         resolved = path.resolve()
         content = self._hash(resolved)
         if content is None:
             return None
-        material = {"format": FORMAT, "tool": __version__, "torch": self._torch,
-                    name: str(resolved), "content": content, **material}
+        material = {**self._fixed, name: str(resolved), "content": content, **material}
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
     def key(self, task: Task, options: RunOptions) -> str | None:
@@ -70,28 +264,41 @@ class Cache:
         return self._key("source", source, {
             "function": task.function, "case": task.case.name, "device": task.device,
             "check": task.check, "settings": repr(task.settings),
-            "explicit": task.explicit_checks,
+            "explicit": task.explicit_checks, "module": str(task.module.resolve()),
             "seed": options.seed, "atol": options.atol, "rtol": options.rtol, "eps": options.eps,
             "shape": list(options.shape) if task.inferred else None,
             "mode": options.mode, "max_memory": options.max_memory,
+            "dodge_kinks": options.dodge_kinks,
         })
 
     def _path(self, key: str) -> Path:
         return self.folder / f"v{FORMAT}" / key[:2] / f"{key}.json"
 
+    def _signature(self, key: str, content: dict[str, Any]) -> str:
+        """The HMAC of an entry's content, bound to its key (an entry moved to another
+        key's file does not verify)."""
+        assert self._secret is not None
+        body = json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return hmac.new(self._secret, key.encode() + b"\0" + body, hashlib.sha256).hexdigest()
+
     def _entry(self, key: str) -> dict[str, Any] | None:
-        """The stored entry, if it is readable and every file it depends on is unchanged."""
+        """The stored entry, if it is ours (signed for this key), readable, and every file
+        it depends on is unchanged."""
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            entry = json.loads(self._path(key).read_bytes().decode("utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(entry, dict):
+            return None
+        mac = entry.pop("mac", None)
+        if not isinstance(mac, str) or not hmac.compare_digest(
+                mac.encode(), self._signature(key, entry).encode()):
             return None
         deps = entry.get("deps")
         if not isinstance(deps, dict) or not deps:
             return None
         for name, digest in deps.items():
-            if self._hash(Path(name)) != digest:
+            if not isinstance(name, str) or self._hash(Path(name)) != digest:
                 return None
         return entry
 
@@ -100,15 +307,15 @@ class Cache:
         entry = self._entry(key) if key is not None else None
         if entry is None:
             return None
-        try:
-            result = CheckResult.from_dict(entry["result"])
-        except (KeyError, TypeError, ValueError, AttributeError):
+        result = _valid_result(entry.get("result"), task)
+        if result is None:
             return None
         # Paths as this run shows them (the storing run may have started elsewhere).
         result.module = display(task.module)
         result.spec = display(task.spec) if task.spec else None
         where = entry.get("location")
-        if isinstance(where, list) and len(where) == 2:
+        if (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
+                and isinstance(where[1], int)):
             result.location = f"{display(Path(where[0]))}:{where[1]}"
         result.cached = True
         result.duration = 0.0
@@ -133,7 +340,7 @@ class Cache:
 
     def store(self, task: Task, options: RunOptions, result: CheckResult,
               deps: list[str]) -> None:
-        if result.status is not Status.PASSED or not deps:
+        if not cacheable(result) or not deps:
             return
         key = self.key(task, options)
         if key is None:
@@ -150,6 +357,8 @@ class Cache:
         if any(v is None for v in hashes.values()):
             return
         path = self._path(key)
+        entry = {**content, "deps": hashes}
+        entry["mac"] = self._signature(key, entry)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not self._ignored:
@@ -159,8 +368,12 @@ class Cache:
                 self._ignored = True
             # Write then rename: a reader never sees half a file, even with parallel runs.
             handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({**content, "deps": hashes}, out)
-            os.replace(temp, path)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    json.dump(entry, out)
+                os.replace(temp, path)
+            except BaseException:
+                os.unlink(temp)
+                raise
         except OSError:
             pass  # a read-only or full disk must not fail the run: the cache is an optimisation

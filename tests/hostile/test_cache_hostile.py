@@ -1,0 +1,239 @@
+"""The cache never turns a failing op into `passed (cached)`: planted, corrupt or stale entries.
+
+Each run is a fresh `python -m gradcheck_cli` process (an in-process run keeps the user's
+module imported between runs), with its own cache home holding the signing key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gradcheck_cli.execution.cache import Cache
+
+OPS = '''
+import torch
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+'''
+
+WRONG = OPS.replace("return 2 * x * g", "return 3 * x * g")
+
+SPEC = "module: ops.py\nfunctions:\n  Square:\n    inputs: [{shape: [3]}]\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def _run(tmp_path: Path, *args: str, home: str = "home",
+         env: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / home), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "spec.yaml", "--format", "json", "-j", "0",
+         "--device", "cpu", "--cache-dir", "cache", "--check", "gradcheck", *args],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    doc["_exit_code"] = proc.returncode
+    return doc
+
+
+def _seen(doc: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [(r["status"], r["cached"]) for r in doc["results"]]
+
+
+def _entries(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in (tmp_path / "cache").rglob("*.json")
+                  if '"result"' in p.read_text(encoding="utf-8", errors="replace"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    _write(tmp_path / "ops.py", OPS)
+    _write(tmp_path / "spec.yaml", SPEC)
+    return tmp_path
+
+
+def _sign(entry_path: Path, entry: dict[str, Any], secret: bytes) -> None:
+    entry.pop("mac", None)
+    entry["mac"] = Cache(entry_path.parent, secret=secret)._signature(entry_path.stem, entry)
+    entry_path.write_text(json.dumps(entry), encoding="utf-8")
+
+
+@pytest.mark.parametrize("forger", ["unsigned", "another key"])
+def test_a_planted_entry_cannot_pass_a_wrong_backward(project: Path, forger: str) -> None:
+    """A pass cached for the right backward, then the op made wrong and the entry forged to
+    match the wrong file's hash (what a pull request or a restored CI cache can carry)."""
+    assert _seen(_run(project)) == [("passed", False)]
+    (entry_path,) = _entries(project)
+    _write(project / "ops.py", WRONG)
+    entry = json.loads(entry_path.read_text(encoding="utf-8"))
+    wrong_hash = hashlib.sha256((project / "ops.py").read_bytes()).hexdigest()
+    entry["deps"] = {name: wrong_hash for name in entry["deps"]}
+    if forger == "unsigned":
+        entry.pop("mac", None)
+        entry_path.write_text(json.dumps(entry), encoding="utf-8")
+    else:
+        _sign(entry_path, entry, b"\x01" * 32)
+    doc = _run(project)
+    assert _seen(doc) == [("failed", False)]
+    assert doc["_exit_code"] == 1
+
+
+def test_an_entry_moved_to_another_key_is_not_used(project: Path) -> None:
+    """Square's genuine signed pass copied over the file of Wrong's key, once Wrong broke."""
+    _write(project / "spec.yaml", SPEC + "  Other:\n    inputs: [{shape: [3]}]\n")
+    other = OPS.split("\n\n\n", 1)[1].replace("Square", "Other")
+    _write(project / "ops.py", OPS + "\n\n" + other)
+    assert _seen(_run(project)) == [("passed", False), ("passed", False)]
+    _write(project / "ops.py", OPS + "\n\n" + other.replace("2 * x * g", "3 * x * g"))
+    assert _seen(_run(project)) == [("passed", False), ("failed", False)]
+    by_function = {json.loads(p.read_text(encoding="utf-8"))["result"]["function"]: p
+                   for p in _entries(project)}
+    by_function["Other"].write_bytes(by_function["Square"].read_bytes())
+    assert _seen(_run(project)) == [("passed", True), ("failed", False)]
+
+
+@pytest.mark.parametrize("damage", ["wrong types", "other task", "directory", "truncated"])
+def test_a_corrupt_or_wrong_typed_entry_is_ignored(project: Path, damage: str) -> None:
+    """Signed with the user's real key (as a bug of ours could write it), yet of the wrong
+    shape: ignored and run again, never exit 3."""
+    _run(project)
+    (entry_path,) = _entries(project)
+    secret = (project / "home" / "gradcheck-cli" / "key").read_bytes()
+    entry = json.loads(entry_path.read_text(encoding="utf-8"))
+    if damage == "wrong types":
+        entry["result"].update(message=5, inputs="x", mode=None, seed="7")
+        _sign(entry_path, entry, secret)
+    elif damage == "other task":
+        entry["result"]["function"] = "Other"
+        _sign(entry_path, entry, secret)
+    elif damage == "directory":
+        entry_path.unlink()
+        entry_path.mkdir()
+    else:
+        entry_path.write_bytes(entry_path.read_bytes()[:40])
+    doc = _run(project)
+    assert _seen(doc) == [("passed", False)]
+    assert doc["_exit_code"] == 0
+
+
+def test_the_key_is_private_and_a_shared_one_is_not_trusted(project: Path) -> None:
+    _run(project)
+    key = project / "home" / "gradcheck-cli" / "key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(key.read_bytes()) == 32
+    assert _seen(_run(project)) == [("passed", True)]
+    key.chmod(0o644)  # anyone on the machine could sign entries with it now
+    assert _seen(_run(project)) == [("passed", False)]
+
+
+@pytest.mark.parametrize("change", [
+    ("env", "OMP_NUM_THREADS", "3"), ("env", "PYTORCH_NO_CUDA_MEMORY_CACHING", "1"),
+    ("env", "CUDA_VISIBLE_DEVICES", ""), ("flag", "--dodge-kinks", ""),
+    ("flag", "--mode", "exact"), ("flag", "--max-memory", "1000000"),
+])
+def test_what_changes_a_verdict_is_in_the_key(project: Path, change: tuple[str, str, str]
+                                              ) -> None:
+    kind, name, value = change
+    base = {"OMP_NUM_THREADS": "1"} if name != "OMP_NUM_THREADS" else {}
+    assert _seen(_run(project, env=base)) == [("passed", False)]
+    assert _seen(_run(project, env=base)) == [("passed", True)]
+    if kind == "env":
+        doc = _run(project, env={**base, name: value})
+    else:
+        doc = _run(project, *[a for a in (name, value) if a], env=base)
+    assert _seen(doc) == [("passed", False)]
+
+
+def test_a_file_imported_from_outside_the_project_is_a_dependency(tmp_path: Path) -> None:
+    """The op's backward uses a helper from a folder on PYTHONPATH outside the project."""
+    project = tmp_path / "project"
+    _write(project / "pyproject.toml", "[project]\nname = 'demo'\n")
+    helper = _write(tmp_path / "elsewhere" / "factor_helper.py", "FACTOR = 2\n")
+    _write(project / "ops.py", OPS.replace("import torch", "import torch\n"
+                                           "from factor_helper import FACTOR").replace(
+        "return 2 * x * g", "return FACTOR * x * g"))
+    _write(project / "spec.yaml", SPEC)
+    from gradcheck_cli.execution import worker
+
+    if not hasattr(worker, "dependencies") and "dependencies" not in Path(
+            worker.__file__).read_text(encoding="utf-8"):
+        pytest.xfail("execution/worker.py still records files below the project root only")
+    env = {"PYTHONPATH": os.pathsep.join(
+        filter(None, [str(tmp_path / "elsewhere"), os.environ.get("PYTHONPATH")]))}
+    assert _seen(_run(project, env=env, home="../home")) == [("passed", False)]
+    helper.write_text("FACTOR = 3\n", encoding="utf-8")
+    assert _seen(_run(project, env=env, home="../home")) == [("failed", False)]
+
+
+ONCE = '''
+import torch
+from torch.autograd.function import once_differentiable
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+'''
+
+
+def test_a_deterministic_skip_is_cached_and_the_rerun_does_not_import_torch(
+        tmp_path: Path) -> None:
+    from gradcheck_cli.execution import worker
+
+    if "cacheable" not in Path(worker.__file__).read_text(encoding="utf-8"):
+        pytest.xfail("execution/worker.py sends dependencies for passes only")
+    _write(tmp_path / "ops.py", ONCE)
+    _write(tmp_path / "spec.yaml", SPEC)
+    environ = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "home")}
+    argv = ["spec.yaml", "--format", "json", "--device", "cpu", "--cache-dir", "cache",
+            "-j", "0"]
+    script = textwrap.dedent(f"""
+        import sys
+        from gradcheck_cli.cli import main
+        code = main({argv!r})
+        print("TORCH" if "torch" in sys.modules else "NO TORCH", file=sys.stderr)
+        sys.exit(code)
+    """)
+
+    def run() -> tuple[list[tuple[str, str, bool]], str]:
+        proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environ,
+                              capture_output=True, text=True, timeout=120)
+        doc = json.loads(proc.stdout)
+        return ([(r["check"], r["status"], r["cached"]) for r in doc["results"]],
+                proc.stderr.strip().splitlines()[-1])
+
+    assert run() == ([("gradcheck", "passed", False), ("gradgradcheck", "skipped", False)],
+                     "TORCH")
+    assert run() == ([("gradcheck", "passed", True), ("gradgradcheck", "skipped", True)],
+                     "NO TORCH")
