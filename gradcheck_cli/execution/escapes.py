@@ -44,9 +44,8 @@ class Watch:
             return None
         name = type(exc).__name__
         args = ", ".join(repr(a) for a in exc.args)
-        where = f" at {_display(file)}:{line}" if file is not None and line else ""
         return GradcheckCliError(
-            f"the user's code raised {name}({args}){where}: {_WHY[name]}",
+            f"the user's code raised {name}({args}): {_WHY[name]}",
             file=_display(file) if file else None, line=line)
 
     def _users(self, exc: KeyboardInterrupt, file: str | None) -> bool:

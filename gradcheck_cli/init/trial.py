@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli.init.drafting import Guess
@@ -14,6 +19,40 @@ if TYPE_CHECKING:
     from gradcheck_cli.target.discovery import Target
 
 NON_FINITE = "forward returned non-finite values"
+# Drafted inputs are small: forward and backward that take longer than this on them
+# loop, or wait on something; `init` must not hang on them.
+TRIAL_SECONDS = 5.0
+
+
+TIMED_OUT = "TimeoutError"
+
+
+class TrialTimeout(BaseException):
+    """The trial ran past its time limit (a BaseException: the user's `except Exception`
+    in a loop must not swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise TrialTimeout in the block after `seconds`, where SIGALRM can (the main thread
+    of a POSIX process); a timer already set (pytest-timeout's) gets its time back."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not \
+            threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TrialTimeout
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    before, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if before:
+            signal.setitimer(signal.ITIMER_REAL, max(before - (seconds - left), 0.001))
 
 
 def trial(target: Target, specs: list[InputSpec]) -> str | None:
@@ -24,8 +63,17 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
 def run_once(target: Target, specs: tuple[InputSpec, ...],
              init: dict[str, Any] | None = None) -> tuple[str | None, set[int]]:
     """Run forward and backward once on CPU (an nn.Module built with `init`, else its
-    defaults). What went wrong (None when both ran), and the positions of the inputs that
-    require grad but got no gradient from backward."""
+    defaults). What went wrong (None when both ran, a TimeoutError past TRIAL_SECONDS),
+    and the positions of the inputs that require grad but got no gradient from backward."""
+    try:
+        return _run_once(target, specs, init)
+    except TrialTimeout:
+        return (f"{TIMED_OUT}: forward/backward still running after {TRIAL_SECONDS:g}s, the "
+                "limit for a trial run (a loop that never ends?)"), set()
+
+
+def _run_once(target: Target, specs: tuple[InputSpec, ...], init: dict[str, Any] | None
+              ) -> tuple[str | None, set[int]]:
     import torch
 
     from gradcheck_cli.engine.inputs import build_inputs
@@ -35,7 +83,7 @@ def run_once(target: Target, specs: tuple[InputSpec, ...],
     try:
         built = build_inputs(target, specs, 0, "cpu")
         checked, args = target, list(built.args)
-        with user_output_to_stderr():
+        with user_output_to_stderr(), time_limit(TRIAL_SECONDS):
             if target.kind == "module":
                 checked, args, _ = module_target(target, args, built.names, init or {}, 0,
                                                  "cpu")
@@ -53,7 +101,9 @@ def run_once(target: Target, specs: tuple[InputSpec, ...],
                 return None, set()
             grads = vjp(diff_out, [args[i] for i in positions],
                         [torch.ones_like(o) for o in diff_out])
-    except Exception as exc:
+    except (Exception, SystemExit, GeneratorExit) as exc:
+        # An exit in the user's forward is its failure, not the end of `init`. (Their own
+        # KeyboardInterrupt goes up: only the caller can tell it from Ctrl-C.)
         first = (str(exc).strip().splitlines() or [""])[0]
         return f"{type(exc).__name__}: {first}"[:200], set()
     return None, {i for i, g in zip(positions, grads) if g is None}
@@ -95,4 +145,6 @@ def first_that_runs(target: Target, tried: list[Guess]) -> tuple[Guess, str | No
             todo = [t or c.startswith("TODO") for t, c in zip(candidate.todo, comments)]
             return Guess(specs, comments, todo, candidate.notes, candidate.biases), None
         first_error = first_error or problem
+        if problem is not None and problem.startswith(TIMED_OUT):
+            break  # other shapes would loop the same way, each costing the whole limit
     return tried[0], first_error
