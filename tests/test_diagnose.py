@@ -493,12 +493,192 @@ def test_every_kind_is_one_rule_with_its_place_in_each_mode():
         assert f"{kind}" == kind.value  # what JSON and the reports show
     # The order the patterns are tried in: exact mode compares whole blocks (a kink first,
     # as any pattern may show there); probe mode trusts what it measured for a swap or a
-    # transposition before the patterns of its directional tests.
+    # transposition before the patterns of its directional tests. In both, backward's own
+    # answer to a doubled grad_output comes before any pattern: it is direct evidence.
     assert [str(r.kind) for r in chain("exact")] == [
-        "nondeterministic", "kink", "second-order", "zero", "swapped", "sign", "scale",
-        "transposed", "partial", "unknown"]
+        "nondeterministic", "kink", "ignores-grad-output", "second-order", "zero", "swapped",
+        "sign", "scale", "transposed", "partial", "unknown"]
     assert [str(r.kind) for r in chain("probe")] == [
-        "nondeterministic", "second-order", "swapped", "transposed", "zero", "sign", "scale",
-        "partial", "unknown"]
+        "nondeterministic", "ignores-grad-output", "second-order", "swapped", "transposed",
+        "zero", "sign", "scale", "partial", "unknown"]
     assert [str(r.kind) for r in evidence_rules()] == ["swapped", "transposed"]
     assert rule_for(Kind.KINK).advice == ("dodge_kinks",)
+
+
+# ------------------------------------------------- backward ignores grad_output
+GRAD_OUTPUT_OPS = """
+import torch
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 2 * x
+
+
+class SquareIgnoresGradOutput(Square):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x
+
+
+class MulAddX(torch.autograd.Function):
+    # x * y + x, whose backward leaves grad_output out of one term of x's gradient
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y + x
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return g * y + 1, g * x
+"""
+
+
+@pytest.mark.parametrize("mode", ["exact", "probe"])
+@pytest.mark.parametrize("shape", [[5], [3, 4], [2, 3, 4]])
+def test_backward_ignoring_grad_output_is_named_at_any_shape(write_op, write_spec, run_json,
+                                                             tmp_path, mode, shape):
+    # Only a one-element output lets the Jacobians agree (torch's zero-grad_output sub-check
+    # names the bug then); at any other shape they disagree without a pattern, and
+    # backward's own answer to a doubled grad_output tells why.
+    ops = write_op(GRAD_OUTPUT_OPS)
+    write_spec({"module": "ops.py", "functions": {
+        name: {"checks": ["gradcheck"], "inputs": [{"shape": shape}]}
+        for name in ("Square", "SquareIgnoresGradOutput")}})
+    doc = run_json("spec.yaml", "--mode", mode)
+    right = only(doc, function="Square")
+    assert right["status"] == "passed" and kinds(right) == {"x": None}, right["message"]
+    result = only(doc, function="SquareIgnoresGradOutput")
+    assert result["status"] == "failed" and result["mode"] == mode, result["message"]
+    assert kinds(result) == {"x": "ignores-grad-output"}
+    assert detail(result, "x").startswith(
+        "backward ignores grad_output: multiply by it (the gradient of `x` is the same for "
+        "grad_output v and 2v;")
+    assert result["location"] == f"ops.py:{_backward_line('SquareIgnoresGradOutput', ops)}"
+
+
+@pytest.mark.parametrize("mode", ["exact", "probe"])
+def test_a_term_without_grad_output_is_named_in_part(write_op, write_spec, run_json, mode):
+    write_op(GRAD_OUTPUT_OPS)
+    write_spec({"module": "ops.py", "functions": {"MulAddX": {
+        "checks": ["gradcheck"], "inputs": [{"shape": [3, 4]}, {"shape": [3, 4]}]}}})
+    result = only(run_json("spec.yaml", "--mode", mode), function="MulAddX")
+    assert result["status"] == "failed", result["message"]
+    assert kinds(result) == {"x": "ignores-grad-output", "y": None}
+    text = detail(result, "x")
+    assert text.startswith("backward ignores grad_output in part: multiply every term by it")
+    assert "not zero when grad_output is, up to 1:" in text
+
+
+CORRECT_BACKWARDS = """
+import torch
+
+
+class Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return x @ w.T + b
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, g.T @ x, g.sum(0)
+
+
+class Relu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x > 0)
+
+
+class SinCos(torch.autograd.Function):
+    # two outputs
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.sin(), x.cos()
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        (x,) = ctx.saved_tensors
+        return g1 * x.cos() - g2 * x.sin()
+
+
+class Softmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = torch.softmax(x, dim)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return y * (g - (g * y).sum(ctx.dim, keepdim=True)), None
+
+
+class LinearDoubledWeight(Linear):
+    # wrong, but linear in grad_output: another kind's bug
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, 2 * g.T @ x, g.sum(0)
+"""
+
+
+def test_the_grad_output_evidence_is_silent_on_backwards_linear_in_it(write_op):
+    """The rule asked about every input of correct backwards (and a linear but wrong one),
+    as if their check had failed: no diagnosis, since doubling grad_output doubles their
+    gradients exactly."""
+    from gradcheck_cli.engine.checks.comparing import puller
+    from gradcheck_cli.engine.checks.subject import Subject
+    from gradcheck_cli.engine.diagnose.case import Block, Case, Context
+    from gradcheck_cli.engine.diagnose.kinds import Kind
+    from gradcheck_cli.engine.diagnose.registry import rule_for
+    from gradcheck_cli.engine.outcome import Tolerances
+    from gradcheck_cli.engine.stats import InputStats
+    from gradcheck_cli.target.discovery import find_targets, import_file
+
+    path = write_op(CORRECT_BACKWARDS)
+    targets = {t.name: t for t in find_targets(import_file(path), path)}
+    generator = torch.Generator().manual_seed(0)
+
+    def tensor(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, dtype=torch.float64).sub(0.5) \
+            .requires_grad_(True)
+
+    args = {"Linear": [tensor(3, 4), tensor(5, 4), tensor(5)], "Relu": [tensor(3, 4)],
+            "SinCos": [tensor(3, 4)], "Softmax": [tensor(3, 4), 1],
+            "LinearDoubledWeight": [tensor(3, 4), tensor(5, 4), tensor(5)]}
+    rule = rule_for(Kind.IGNORES_GRAD_OUTPUT)
+    context = Context(Tolerances())
+    asked = 0
+    for name, values in args.items():
+        subject = Subject(targets[name], targets[name].call, values,
+                          [f"a{i}" for i in range(len(values))])
+        pull = puller(subject, subject.fn, seed=0)
+        blocks = [Block(InputStats(i, v.numel(), wrong=1), f"a{i}", tuple(v.shape))
+                  for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+        for block in blocks:
+            case = Case(block, blocks, context, pull=pull)
+            assert rule.exact(case) is None and rule.probe(case) is None, (name, block.name)
+            asked += 1
+    assert asked == 9
+

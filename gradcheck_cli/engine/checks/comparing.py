@@ -8,11 +8,19 @@ from typing import Any
 import torch
 
 from gradcheck_cli.engine.checks.subject import Fn, Request, Subject
-from gradcheck_cli.engine.diagnose.case import Mover, Remeasure
+from gradcheck_cli.engine.diagnose.case import Mover, Pull, Remeasure
 from gradcheck_cli.engine.diagnose.registry import evidence_rules
-from gradcheck_cli.engine.jacobian import as_tuple, compare, is_diff_tensor, unravel
+from gradcheck_cli.engine.inputs import make_grad_outputs
+from gradcheck_cli.engine.jacobian import (
+    as_tuple,
+    compare,
+    diff_positions,
+    is_diff_tensor,
+    unravel,
+)
 from gradcheck_cli.engine.probe import probe_compare
 from gradcheck_cli.engine.stats import Comparison
+from gradcheck_cli.engine.vjp import vjp
 
 Part = Callable[[torch.Tensor], torch.Tensor]
 # As torch: complex outputs are checked as two real functions, the imaginary part first.
@@ -73,6 +81,31 @@ def mover(subject: Subject, fn: Fn) -> Mover:
             data[index] = original
 
     return move
+
+
+def puller(subject: Subject, fn: Fn, seed: int) -> Pull:
+    """pull(scale): what backward returns through `fn` for grad_output = scale × v, one
+    random v for every scale (each scale's answer computed once)."""
+    found: dict[float, dict[int, torch.Tensor] | None] = {}
+    positions = diff_positions(subject.args)
+
+    def pull(scale: float) -> dict[int, torch.Tensor] | None:
+        if scale not in found:
+            try:
+                found[scale] = _pulled(subject, fn, positions, scale, seed)
+            except Exception:  # a backward that fails here failed no comparison: no evidence
+                found[scale] = None
+        return found[scale]
+
+    return pull
+
+
+def _pulled(subject: Subject, fn: Fn, positions: list[int], scale: float, seed: int
+            ) -> dict[int, torch.Tensor]:
+    outs = [o for o in as_tuple(fn(*subject.args)) if is_diff_tensor(o)]
+    v = [scale * g.detach() for g in make_grad_outputs(tuple(outs), seed)]
+    grads = vjp(outs, [subject.args[p] for p in positions], v)
+    return {p: g.detach().reshape(-1) for p, g in zip(positions, grads) if g is not None}
 
 
 def remeasurer(subject: Subject, request: Request, mode: str, complex_outputs: bool

@@ -20,6 +20,7 @@ from gradcheck_cli.engine.checks.comparing import (
     comparisons,
     mover,
     part_functions,
+    puller,
     remeasurer,
 )
 from gradcheck_cli.engine.checks.extras import extra_failure
@@ -124,8 +125,10 @@ def _diagnose(subject: Subject, request: Request, mode: str, outcome: Outcome,
     """Diagnose each failing input (each part of complex outputs on its own); the advice
     of the diagnoses goes to the outcome."""
     complex_outputs = len(compared) > 1
-    parts = [Part(comparison, mover(subject, fn), label) for comparison, (label, fn)
-             in zip(compared, part_functions(subject, complex_outputs))]
+    # Backward's own answers (`pull`): at first order only, where fn's backward is the user's.
+    parts = [Part(comparison, mover(subject, fn), label,
+                  puller(subject, fn, request.seed) if subject.order == "first" else None)
+             for comparison, (label, fn) in zip(compared, part_functions(subject, complex_outputs))]
     # A second look compares again at other steps: affordable for dense Jacobians only.
     dense = all(c.layout == "dense" for c in compared)
     remeasure = remeasurer(subject, request, mode, complex_outputs) if dense else None

@@ -18,6 +18,9 @@ from gradcheck_cli.results import InputError, format_index
 Mover = Callable[[int, int, float], torch.Tensor]
 # remeasure(steps) -> for each finite-difference step, {input position: max abs error}
 Remeasure = Callable[[Sequence[float]], list[dict[int, float]]]
+# pull(scale) -> what backward returns for grad_output = scale × v, one fixed random v: each
+# input's gradient by position, flat (None when backward fails): how it treats grad_output
+Pull = Callable[[float], dict[int, torch.Tensor] | None]
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,15 @@ class Case:
     In exact mode the kept Jacobian blocks (`a`, `n`, None when too large to keep); in
     probe mode the directional tests and localized entries on `stats`, and what rules
     measured after the failed probe (`stats.evidence`). `move` perturbs one element of an
-    input (exact mode), for rules that must look between the grid points.
+    input (exact mode), for rules that must look between the grid points; `pull` runs
+    backward on a grad_output of the rule's scale (first order, both modes).
     """
 
     block: Block
     blocks: list[Block]
     context: Context
     move: Mover | None = None
+    pull: Pull | None = None
     memo: dict[str, Any] = field(default_factory=dict)  # results rules share
 
     @property

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gradcheck_cli.engine.diagnose.case import Block, Case, Context, Mover, Remeasure, Review
+from gradcheck_cli.engine.diagnose.case import (
+    Block,
+    Case,
+    Context,
+    Mover,
+    Pull,
+    Remeasure,
+    Review,
+)
 from gradcheck_cli.engine.diagnose.kinds import Kind
 from gradcheck_cli.engine.diagnose.registry import chain, rule_for, rules
 from gradcheck_cli.engine.stats import Comparison
@@ -20,6 +28,7 @@ class Part:
     comparison: Comparison
     move: Mover | None = None  # moves one input element, and evaluates this part
     label: str = ""  # "real" | "imaginary" for a part of complex outputs
+    pull: Pull | None = None  # runs backward through this part on a scaled grad_output
 
 
 def diagnose(entries: list[InputError], parts: Sequence[Part], context: Context,
@@ -49,7 +58,7 @@ def _diagnose_part(part: Part, context: Context, names: Sequence[str],
               for stat in part.comparison.inputs]
     found: dict[int, Diagnosis] = {}
     for block in blocks:
-        case = Case(block, blocks, context, part.move)
+        case = Case(block, blocks, context, part.move, pull=part.pull)
         # Probe mode leaves its directional tests; exact mode compares blocks.
         mode = "probe" if block.stats.directional else "exact"
         for rule in chain(mode):

@@ -12,6 +12,7 @@ class Kind(str, enum.Enum):
 
     NONDETERMINISTIC = "nondeterministic"
     KINK = "kink"
+    IGNORES_GRAD_OUTPUT = "ignores-grad-output"
     SECOND_ORDER = "second-order"
     ZERO = "zero"
     SWAPPED = "swapped"
