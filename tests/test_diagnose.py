@@ -682,3 +682,131 @@ def test_the_grad_output_evidence_is_silent_on_backwards_linear_in_it(write_op):
             asked += 1
     assert asked == 9
 
+
+# ---------------------------------------------- composites of custom Functions
+MODULE_OPS = """
+import torch
+from torch import nn
+from torch.autograd import Function
+
+
+class Linear(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return x @ weight.T + bias
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        return g @ weight, g.T @ x, g.sum(0)
+
+
+class DoubledWeight(Linear):
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        return g @ weight, 2 * g.T @ x, g.sum(0)
+
+
+class NegatedInput(Linear):
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        return -g @ weight, g.T @ x, g.sum(0)
+
+
+class TwoLayer(nn.Module):
+    def __init__(self, second="weight"):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 5)
+        self.fc2 = nn.Linear(5, 3)
+        self.detach = second == "detach"
+        self.second = {"weight": DoubledWeight, "input": NegatedInput}.get(second, Linear)
+
+    def forward(self, x):
+        h = torch.tanh(Linear.apply(x, self.fc1.weight, self.fc1.bias))
+        if self.detach:
+            h = h.detach() + 0 * h  # the module's own bug: fc1 gets no gradient
+        return self.second.apply(h, self.fc2.weight, self.fc2.bias)
+
+
+def two_layer(x, w1, b1, w2, b2):
+    return DoubledWeight.apply(torch.tanh(Linear.apply(x, w1, b1)), w2, b2)
+"""
+
+NAMES_OF_TWO_LAYER = ["x", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+
+
+def _two_layer_spec(second: str) -> dict[str, Any]:
+    return {"module": "ops.py", "functions": {"TwoLayer": {
+        "checks": ["gradcheck"], "init": {"second": second},
+        "inputs": [{"shape": [3, 4], "name": "x"}]}}}
+
+
+@pytest.mark.parametrize("mode", ["exact", "probe"])
+def test_a_module_names_the_wrong_parameter_and_its_functions_backward(
+        write_op, write_spec, run_json, mode):
+    ops = write_op(MODULE_OPS)
+    write_spec(_two_layer_spec("weight"))
+    result = only(run_json("spec.yaml", "--mode", mode), function="TwoLayer")
+    assert result["status"] == "failed" and result["mode"] == mode, result["message"]
+    assert [e["name"] for e in result["inputs"]] == NAMES_OF_TWO_LAYER
+    assert kinds(result) == {"x": None, "fc1.weight": None, "fc1.bias": None,
+                             "fc2.weight": "scale", "fc2.bias": None}
+    assert detail(result, "fc2.weight").endswith(
+        "; the error comes from `DoubledWeight.backward` (the gradient it returns for its "
+        "input `weight`)")
+    # The Function's backward, not the module's forward.
+    assert result["location"] == f"ops.py:{_backward_line('DoubledWeight', ops)}"
+
+
+@pytest.mark.parametrize("mode", ["exact", "probe"])
+def test_a_wrong_input_gradient_downstream_is_told_where_it_comes_from(
+        write_op, write_spec, run_json, mode):
+    # fc2's Function negates the gradient of its input: every gradient upstream (x, fc1's
+    # parameters) is wrong, though fc1's own Function is right.
+    ops = write_op(MODULE_OPS)
+    write_spec(_two_layer_spec("input"))
+    result = only(run_json("spec.yaml", "--mode", mode), function="TwoLayer")
+    assert result["status"] == "failed", result["message"]
+    assert kinds(result) == {"x": "sign", "fc1.weight": "sign", "fc1.bias": "sign",
+                             "fc2.weight": None, "fc2.bias": None}
+    for name in ("x", "fc1.weight", "fc1.bias"):
+        assert detail(result, name).endswith(
+            "; the error comes from `NegatedInput.backward` (the gradient it returns for its "
+            f"input `x`) and flows back to `{name}`")
+    assert result["location"] == f"ops.py:{_backward_line('NegatedInput', ops)}"
+
+
+def test_a_plain_function_on_functions_points_at_the_wrong_one(write_op, write_spec,
+                                                                run_json):
+    ops = write_op(MODULE_OPS)
+    write_spec({"module": "ops.py", "functions": {"two_layer": {
+        "checks": ["gradcheck"],
+        "inputs": [{"shape": [3, 4], "name": "x"}, {"shape": [5, 4], "name": "w1"},
+                   {"shape": [5], "name": "b1"}, {"shape": [2, 5], "name": "w2"},
+                   {"shape": [2], "name": "b2"}]}}})
+    result = only(run_json("spec.yaml"), function="two_layer")
+    assert result["status"] == "failed", result["message"]
+    assert kinds(result) == {"x": None, "w1": None, "b1": None, "w2": "scale", "b2": None}
+    assert "`DoubledWeight.backward`" in detail(result, "w2")
+    assert result["location"] == f"ops.py:{_backward_line('DoubledWeight', ops)}"
+
+
+def test_a_right_module_passes_and_a_module_bug_outside_functions_keeps_forward(
+        write_op, write_spec, run_json):
+    ops = write_op(MODULE_OPS)
+    write_spec(_two_layer_spec("none"))
+    result = only(run_json("spec.yaml"), function="TwoLayer")
+    assert result["status"] == "passed", result["message"]
+    assert all(e["diagnosis"] is None for e in result["inputs"])
+    # Every Function right on its own: the bug is the module's, and so is the location.
+    write_spec(_two_layer_spec("detach"))
+    result = only(run_json("spec.yaml"), function="TwoLayer")
+    assert result["status"] == "failed", result["message"]
+    assert kinds(result) == {"x": "zero", "fc1.weight": "zero", "fc1.bias": "zero",
+                             "fc2.weight": None, "fc2.bias": None}
+    assert all("the error comes from" not in detail(result, n) for n in ("x", "fc1.bias"))
+    assert result["location"] == f"ops.py:{_line_of('def forward(self, x)', ops)}"
+

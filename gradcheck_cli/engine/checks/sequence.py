@@ -23,6 +23,7 @@ from gradcheck_cli.engine.checks.comparing import (
     puller,
     remeasurer,
 )
+from gradcheck_cli.engine.checks.culprit import blame
 from gradcheck_cli.engine.checks.extras import extra_failure
 from gradcheck_cli.engine.checks.mode import ModeChoice, choose_mode, exact_too_large
 from gradcheck_cli.engine.checks.preconditions import (
@@ -85,6 +86,9 @@ def _run(subject: Subject, request: Request, choice: ModeChoice) -> Outcome:
     outcome = judge(subject, request.tolerances, choice.mode, compared)
     if outcome.status is Status.FAILED:
         _diagnose(subject, request, choice.mode, outcome, compared)
+        if subject.order == "first" and not subject.target.is_autograd_function:
+            # A composite (a module, a function on Functions): find the Function at fault.
+            blame(subject.fn, subject.args, outcome, request.tolerances, request.seed)
     if outcome.status is Status.PASSED:
         extra = extra_failure(subject, diff_outputs)
         if extra:
