@@ -810,3 +810,59 @@ def test_a_right_module_passes_and_a_module_bug_outside_functions_keeps_forward(
     assert all("the error comes from" not in detail(result, n) for n in ("x", "fc1.bias"))
     assert result["location"] == f"ops.py:{_line_of('def forward(self, x)', ops)}"
 
+
+# ------------------------------------------- second order, told by first order's verdict
+SECOND_ORDER_OPS = """
+import torch
+
+
+class CubeHalfDetached(torch.autograd.Function):
+    # right at first order; half of x detached, so its own derivative is wrong
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x.detach() * x
+
+
+class CubeWrongAndHalfDetached(CubeHalfDetached):
+    # wrong at first order (2x² for 3x²), and half detached too
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 2 * x.detach() * x
+"""
+
+
+@pytest.mark.parametrize(("function", "checks", "told", "not_told"), [
+    ("CubeHalfDetached", ["gradcheck", "gradgradcheck"],
+     "the second derivative is wrong: ∂(grad of `x`)/∂`x`: backward's formula is right at "
+     "first order but not differentiable as written", "wrong too"),
+    ("CubeWrongAndHalfDetached", ["gradcheck", "gradgradcheck"],
+     "the first-order gradient is wrong too (gradcheck fails): fix it first. Besides, the "
+     "second derivative is wrong: ∂(grad of `x`)/∂`x`: backward is also not differentiable "
+     "as written", "right at first order"),
+    # First order not checked in this run: no claim about it either way.
+    ("CubeWrongAndHalfDetached", ["gradgradcheck"],
+     "the second derivative is wrong: ∂(grad of `x`)/∂`x`: backward is not differentiable "
+     "as written", "first order"),
+])
+def test_second_order_agrees_with_the_first_order_verdict(write_op, write_spec, run_json,
+                                                          function, checks, told, not_told):
+    write_op(SECOND_ORDER_OPS)
+    write_spec({"module": "ops.py", "functions": {function: {
+        "checks": checks, "inputs": [{"shape": [4]}]}}})
+    doc = run_json("spec.yaml", "--jobs", "0")
+    second = only(doc, check="gradgradcheck")
+    assert second["status"] == "failed", second["message"]
+    assert kinds(second) == {"x": "second-order", "grad_output": None}
+    text = detail(second, "x")
+    assert text.startswith(told), text
+    assert not_told not in text
+    if "gradcheck" in checks:
+        first = only(doc, check="gradcheck")
+        assert (first["status"] == "passed") == (function == "CubeHalfDetached")

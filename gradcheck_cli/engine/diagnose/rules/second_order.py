@@ -27,6 +27,11 @@ class SecondOrder(Rule):
                            for o in sorted(stats.rows_wrong_by_output))
         a = stats.analytical
         detail = f"the second derivative is wrong: {derivs}"
+        if context.first_order_ok is False:
+            # gradgradcheck differentiates backward as it is, right or wrong: its failure is
+            # a bug of its own, but the first-order one is the one to fix first.
+            detail = ("the first-order gradient is wrong too (gradcheck fails): fix it first. "
+                      "Besides, " + detail)
         if a is not None and bool((a == 0).all()):
             detail += (f" is zero through autograd although it is not: backward uses a tensor "
                        f"that forward computed from `{case.name}` without autograd (a saved "
@@ -34,13 +39,20 @@ class SecondOrder(Rule):
                        "in backward with differentiable torch ops, or mark backward "
                        "@once_differentiable")
         else:
-            detail += (": backward's formula is right at first order but not differentiable "
-                       "as written (a saved intermediate, an in-place op, or a detach)")
-        if context.first_order_ok is False:
-            detail = "the first-order gradient is wrong too: fix it first. " + detail
+            detail += f": {_formula(context.first_order_ok)} not differentiable as written " \
+                      "(a saved intermediate, an in-place op, or a detach)"
         return Diagnosis(self.kind, detail)
 
     probe = exact
+
+
+def _formula(first_order_ok: bool | None) -> str:
+    """What is known of backward's formula at first order, in the words of the verdict."""
+    if first_order_ok:
+        return "backward's formula is right at first order but"
+    if first_order_ok is None:
+        return "backward is"  # not checked in this run: claim nothing about first order
+    return "backward is also"
 
 
 RULE = SecondOrder()
