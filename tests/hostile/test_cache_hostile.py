@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import py_compile
 import subprocess
 import sys
 import textwrap
@@ -237,3 +238,36 @@ def test_a_deterministic_skip_is_cached_and_the_rerun_does_not_import_torch(
                      "TORCH")
     assert run() == ([("gradcheck", "passed", True), ("gradgradcheck", "skipped", True)],
                      "NO TORCH")
+
+
+HELPER_OPS = OPS.replace("import torch", "import torch\nfrom grads import grad_of_square").replace(
+    "return 2 * x * g", "return grad_of_square(x, g)")
+
+
+@pytest.mark.parametrize("edited", ["module", "helper"])
+def test_a_same_size_edit_with_the_mtime_kept_runs_the_new_source(tmp_path: Path,
+                                                                  edited: str) -> None:
+    """CPython trusts a .pyc whose size and mtime match: an edit keeping both (`sed`, a
+    checkout that restores times) must still run the new code, here a wrong backward."""
+    from gradcheck_cli.target import discovery
+
+    if "SourceLoader" not in Path(discovery.__file__).read_text(encoding="utf-8"):
+        pytest.xfail("target/discovery.py imports the user's files with the bytecode cache")
+    if edited == "module":
+        target = _write(tmp_path / "ops.py", OPS)
+    else:
+        _write(tmp_path / "ops.py", HELPER_OPS)
+        target = _write(tmp_path / "grads.py", "def grad_of_square(x, g):\n"
+                                               "    return 2 * x * g\n")
+    _write(tmp_path / "spec.yaml", SPEC)
+    assert _seen(_run(tmp_path, "--no-cache")) == [("passed", False)]
+    # The bytecode any earlier import leaves (here PYTHONDONTWRITEBYTECODE may be set).
+    py_compile.compile(str(target), doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    before = target.stat()
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text.replace("2 * x * g", "3 * x * g"), encoding="utf-8")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert target.stat().st_size == before.st_size
+    assert _seen(_run(tmp_path, "--no-cache")) == [("failed", False)]
+    assert _seen(_run(tmp_path)) == [("failed", False)]  # nor cached under the new hash
