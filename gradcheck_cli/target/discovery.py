@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -89,7 +92,9 @@ def import_file(path: Path) -> ModuleType:
         raise unloadable
     root, dotted = package_root(path)
     try:
-        module = _import_in_package(path, root, dotted) if "." in dotted else _import_unique(path)
+        with from_source():
+            module = (_import_in_package(path, root, dotted) if "." in dotted
+                      else _import_unique(path))
     except SyntaxError as exc:
         raise _syntax_error(exc, path) from None
     except KeyboardInterrupt:
@@ -172,6 +177,37 @@ def _within(module: ModuleType, root: Path) -> bool:
     return any(Path(p).resolve().parent == root.resolve() for p in locations)
 
 
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the user's file from its source every time: CPython trusts a .pyc whose
+    size and mtime match, so an edit that keeps both would run stale bytecode."""
+
+    def get_code(self, fullname: str) -> Any:
+        return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
+
+
+@contextlib.contextmanager
+def from_source() -> Iterator[None]:
+    """Imports in this block (the user's file and whatever it imports) read no bytecode:
+    `sys.pycache_prefix` points at an empty folder of this process for the while."""
+    saved = sys.pycache_prefix
+    sys.pycache_prefix = _empty_pycache()
+    try:
+        yield
+    finally:
+        sys.pycache_prefix = saved
+
+
+@functools.cache
+def _empty_pycache() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="gradcheck-cli-pycache-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def _import_unique(path: Path) -> ModuleType:
     # A name unique to the path: two `ops.py` in different folders must not collide,
     # and a user file named like a library (`test.py`, `functions.py`) must not shadow it.
@@ -179,7 +215,8 @@ def _import_unique(path: Path) -> ModuleType:
     name = f"gradcheck_user_{path.stem}_{digest}"
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path,
+                                                  loader=_SourceLoader(name, str(path)))
     if spec is None or spec.loader is None:
         raise ModuleLoadError("cannot import this file", file=str(path))
     module = importlib.util.module_from_spec(spec)
