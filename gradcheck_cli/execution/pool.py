@@ -79,7 +79,15 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(5)
+        self.kill_group()
         self.conn.close()
+
+    def kill_group(self) -> None:
+        """Kill what the user's code started in the worker (its process group, see
+        `worker.worker_main`); a worker that never made its group leaves nothing to kill."""
+        if self.proc.pid is not None and hasattr(os, "killpg"):
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _death(exitcode: int | None) -> str:
@@ -120,6 +128,8 @@ class WorkerPool:
             worker.proc.join(2 if not interrupted else 0.1)
             if worker.proc.is_alive():
                 worker.kill()
+            else:
+                worker.kill_group()
         self.workers.clear()
 
     def run(self, jobs: list[Job], handle: Handler, skip: Callable[[Task], bool]) -> None:

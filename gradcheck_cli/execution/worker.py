@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -136,6 +137,11 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
     """A worker process: receive jobs, send messages, until told to stop (None)."""
     # Ctrl-C is the parent's to handle: it stops the workers and reports what finished.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "setpgid"):
+        # A group of its own: the pool kills it whole, with whatever the user's op started
+        # (a `sleep 300` child would hold the run's output open after the run).
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)

@@ -1,7 +1,11 @@
-"""Torch's global state changed by one module at import never changes another's verdicts."""
+"""What one Function does never reaches beyond its check: torch's global state, child processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +165,58 @@ def test_inference_mode_left_on_retires_the_worker(tmp_path: Path, run_json: Any
     assert _verdicts(doc, "specs/b_ops.yaml") == EXPECTED, doc["results"]
     assert [r["status"] for r in doc["results"] if r["spec"] == "specs/a_polluter.yaml"] == [
         "passed", "passed"]
+
+
+SPAWNER = '''import subprocess
+from pathlib import Path
+
+import torch
+
+
+class Spawns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        child = subprocess.Popen(["sleep", "300"])
+        Path("child.pid").write_text(str(child.pid))
+        {tail}
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waiting for its parent counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
+
+
+@pytest.mark.parametrize("tail", ["return x * 1", "while True: pass"])
+def test_children_of_an_op_do_not_outlive_the_run(tmp_path: Path, tail: str) -> None:
+    """Whether the check ends (the worker stops) or hangs (the time limit kills it), the
+    `sleep 300` it started dies with its worker: the piped output closes, the run ends."""
+    (tmp_path / "spawner.py").write_text(SPAWNER.format(tail=tail))
+    (tmp_path / "spawner.yaml").write_text(
+        "module: spawner.py\nfunctions:\n  Spawns: {inputs: [{shape: [2]}], "
+        "checks: [gradcheck]}\n")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck_cli", "spawner.yaml", "-j", "1", "--no-cache",
+         "--device", "cpu", "--timeout", "5"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=90)  # reads until every writer closed the pipe
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run's output stayed open: the op's child outlived the run")
+    assert time.monotonic() - started < 60, out
+    pid = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the op's `sleep 300` is still running"
