@@ -20,6 +20,17 @@ MODES = ("auto", "exact", "probe")
 # dozen evaluations whatever the size, exact two per input element.
 DEFAULT_EXACT_SECONDS = 10.0
 
+# Auto mode runs exact, without timing anything, when the Jacobians have at most this many
+# entries: a few thousand evaluations at most, well under a second for any op that is not
+# pathological, and a decision that no noisy timing can change between identical runs.
+TINY_JACOBIAN_ENTRIES = 100_000
+
+# A measured call is repeated (the fastest kept: warm-up, a busy core and the garbage
+# collector only ever add time) up to this many times in all, while the estimate says
+# probe and one call costs less than this fraction of the time limit.
+TIMING_REPEATS = 3
+RETIME_FRACTION = 1 / 20
+
 # Per evaluation, beyond the measured call: the difference quotient, the nonzero scan and
 # the bookkeeping of the sparse layout cost about this many seconds per element of the
 # vector produced (measured on a 2-core CPU: 1-2e-8).
@@ -57,6 +68,16 @@ class Sizes:
     @property
     def columns(self) -> int:
         return sum(self.input_numels)
+
+    @property
+    def jacobian_entries(self) -> int:
+        """Entries of all the Jacobians exact mode compares (both parts of a complex one)."""
+        return self.parts * self.output_numel * self.perturbations
+
+    @property
+    def tiny(self) -> bool:
+        """Small enough that auto mode always runs exact (see TINY_JACOBIAN_ENTRIES)."""
+        return self.jacobian_entries <= TINY_JACOBIAN_ENTRIES
 
     @property
     def perturbations(self) -> int:
@@ -162,6 +183,14 @@ def human_seconds(seconds: float) -> str:
     return f"{seconds / 86400:.3g} days"
 
 
+def worth_retiming(sizes: Sizes, timing: Timing, call_seconds: float, limit: float,
+                   max_seconds: float) -> bool:
+    """Whether to time a call once more: the estimate says over `limit`, yet one call is
+    cheap enough that its noise (not its cost) may be what says so."""
+    return (exact_seconds(sizes, timing) > limit
+            and call_seconds < RETIME_FRACTION * max_seconds)
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -171,8 +200,8 @@ def choose(mode: str, sizes: Sizes, budget_bytes: int, timing: Timing | None,
            nonzeros: int | None = None,
            max_seconds: float = DEFAULT_EXACT_SECONDS) -> Decision:
     """The mode to run. Forced modes are kept (the plan still says whether exact fits);
-    auto runs exact when its memory fits the budget and its estimated time is at most
-    `max_seconds`, else probe, with the reason in words."""
+    auto runs exact when its memory fits the budget and the check is tiny or its estimated
+    time is at most `max_seconds`, else probe, with the reason in words."""
     check_mode(mode)
     plan = plan_exact(sizes, budget_bytes, nonzeros)
     seconds = exact_seconds(sizes, timing) if timing is not None else None
@@ -185,7 +214,7 @@ def choose(mode: str, sizes: Sizes, budget_bytes: int, timing: Timing | None,
             f"(nonzeros only; {human_bytes(plan.dense_bytes)} dense), over the "
             f"{human_bytes(budget_bytes)} budget",
             plan, seconds)
-    if seconds is not None and seconds > max_seconds:
+    if seconds is not None and seconds > max_seconds and not sizes.tiny:
         return Decision(
             "probe",
             f"exact mode would take about {human_seconds(seconds)} "

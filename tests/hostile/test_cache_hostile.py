@@ -249,10 +249,6 @@ def test_a_same_size_edit_with_the_mtime_kept_runs_the_new_source(tmp_path: Path
                                                                   edited: str) -> None:
     """CPython trusts a .pyc whose size and mtime match: an edit keeping both (`sed`, a
     checkout that restores times) must still run the new code, here a wrong backward."""
-    from gradcheck_cli.target import discovery
-
-    if "SourceLoader" not in Path(discovery.__file__).read_text(encoding="utf-8"):
-        pytest.xfail("target/discovery.py imports the user's files with the bytecode cache")
     if edited == "module":
         target = _write(tmp_path / "ops.py", OPS)
     else:
@@ -271,3 +267,66 @@ def test_a_same_size_edit_with_the_mtime_kept_runs_the_new_source(tmp_path: Path
     assert target.stat().st_size == before.st_size
     assert _seen(_run(tmp_path, "--no-cache")) == [("failed", False)]
     assert _seen(_run(tmp_path)) == [("failed", False)]  # nor cached under the new hash
+
+
+NOISY = '''
+import time
+
+import torch
+
+SLOW_CALLS = [0]  # the next forwards to slow down, as a busy machine or a warm-up would
+
+
+class NoisySquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        if SLOW_CALLS[0] > 0:
+            SLOW_CALLS[0] -= 1
+            time.sleep(0.1)
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+'''
+
+
+@pytest.mark.parametrize(("numel", "slow_calls"), [(64, 2), (400, 2)])
+def test_the_mode_does_not_change_between_identical_runs(tmp_path: Path, numel: int,
+                                                         slow_calls: int) -> None:
+    """A 64-element check (tiny: always exact) and a 400-element one (timed more than once,
+    the fastest kept) whose first forwards are slow, as on a busy machine: exact in 6 of 6
+    runs. (Before, one slow timing sent them to probe mode.)"""
+    import torch
+
+    from gradcheck_cli.engine.checks.gradcheck import gradcheck
+    from gradcheck_cli.engine.outcome import Tolerances
+    from gradcheck_cli.results import Status
+    from gradcheck_cli.target.discovery import import_file, resolve
+
+    path = _write(tmp_path / "noisy.py", NOISY)
+    module = import_file(path)
+    target = resolve(module, path.resolve(), "NoisySquare")
+    assert target is not None
+    modes = []
+    for run in range(6):
+        module.SLOW_CALLS[0] = slow_calls
+        x = torch.rand(numel, dtype=torch.float64, generator=torch.Generator().manual_seed(run))
+        outcome = gradcheck(target, [x.requires_grad_()], ["x"], Tolerances(), 1 << 26)
+        assert outcome.status is Status.PASSED, outcome.message
+        modes.append((outcome.mode, outcome.mode_reason))
+    assert modes == [("exact", "")] * 6
+
+
+def test_tiny_checks_are_exact_whatever_the_timing() -> None:
+    from gradcheck_cli.engine import cost
+
+    tiny = cost.Sizes((64,), 64, 8)
+    assert tiny.tiny and tiny.jacobian_entries == 64 * 64
+    slow = cost.Timing(5.0, 5.0)  # one absurd measurement
+    assert cost.choose("auto", tiny, 1 << 30, slow).mode == "exact"
+    assert cost.choose("auto", cost.Sizes((320, 320), 640, 8), 1 << 30, slow).mode == "probe"
+    assert cost.choose("auto", tiny, 16, slow, nonzeros=64).mode == "probe"  # memory decides
+    assert cost.choose("probe", tiny, 1 << 30, slow).mode == "probe"  # asked for

@@ -72,17 +72,29 @@ def choose_mode(subject: Subject, request: Request, choice: ModeChoice,
 
 def _auto(subject: Subject, request: Request, sizes: cost.Sizes, plan: cost.ExactPlan,
           diff_outputs: list[torch.Tensor], forward_seconds: float) -> cost.Decision:
-    """Auto mode's decision from timings: backward is taken to cost a forward until that
-    could tip the balance; the first forward may include one-off warm-up, so a slow one is
-    timed again."""
+    """Auto mode's decision, the same on every identical run: a tiny check is exact without
+    timing; otherwise backward is taken to cost a forward until that could tip the balance,
+    and a call whose estimate says probe is timed again (the fastest kept) while it is cheap,
+    since warm-up, a busy core or the garbage collector only ever add time."""
+    if sizes.tiny:
+        return cost.choose("auto", sizes, request.budget_bytes, None,
+                           max_seconds=request.max_seconds)
     limit = request.max_seconds / 4
     timing = cost.Timing(forward_seconds, forward_seconds)
-    if cost.exact_seconds(sizes, timing) > limit:
+    for _ in range(cost.TIMING_REPEATS - 1):
+        if not cost.worth_retiming(sizes, timing, timing.forward, limit, request.max_seconds):
+            break
         forward_seconds = min(forward_seconds, _time_forward(subject))
         timing = cost.Timing(forward_seconds, forward_seconds)
     if cost.exact_seconds(sizes, timing) > limit or plan.layout != "dense":
-        timing = cost.Timing(forward_seconds,
-                             _time_backward(subject, request, diff_outputs, [None]))
+        backward = _time_backward(subject, request, diff_outputs, [None])
+        timing = cost.Timing(forward_seconds, backward)
+        for _ in range(cost.TIMING_REPEATS - 1):
+            if not cost.worth_retiming(sizes, timing, backward, request.max_seconds,
+                                       request.max_seconds):
+                break
+            backward = min(backward, _time_backward(subject, request, diff_outputs, [None]))
+            timing = cost.Timing(forward_seconds, backward)
     return cost.choose("auto", sizes, request.budget_bytes, timing,
                        max_seconds=request.max_seconds)
 
