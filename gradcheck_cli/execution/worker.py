@@ -14,6 +14,7 @@ from types import ModuleType
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.execution.cache import cacheable, dependencies, mark_baseline
 from gradcheck_cli.execution.messages import (
     Discovered,
     Done,
@@ -29,48 +30,20 @@ from gradcheck_cli.results import Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.streams import user_output_to_stderr
 
-_deps: dict[Path, list[str]] = {}
 # A worker exits with this code, between jobs, when torch's global state could not be put
 # back: the pool replaces it and runs again the job it may have sent meanwhile.
 RETIRED = 75
+_known: dict[Path, tuple[int, list[str]]] = {}
 
 
-def project_root(path: Path) -> Path | None:
-    """The nearest folder above `path` holding pyproject.toml, setup.py or .git."""
-    for folder in path.parents:
-        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", ".git")):
-            return folder
-    return None
-
-
-def local_files(module_path: Path) -> list[str]:
-    """The user's files this module imported (for the cache): the module, and every loaded
-    .py file below its project root (or its package root), outside installed libraries.
-
-    Files of an editable install of the user's own library count: they sit in the project.
-    """
-    module_path = module_path.resolve()
-    if module_path in _deps:
-        return _deps[module_path]
-    from gradcheck_cli.target.discovery import package_root
-
-    roots = {package_root(module_path)[0].resolve()}
-    project = project_root(module_path)
-    if project is not None:
-        roots.add(project.resolve())
-    files = {str(module_path)}
-    for module in list(sys.modules.values()):
-        name = getattr(module, "__file__", None)
-        # Some modules (torch.ops) carry a relative, made-up __file__: not a file of ours.
-        if not name or not Path(name).is_absolute():
-            continue
-        path = Path(name).resolve()
-        if path.suffix != ".py" or "site-packages" in path.parts or "dist-packages" in path.parts:
-            continue
-        if any(root in path.parents for root in roots) and path.is_file():
-            files.add(str(path))
-    _deps[module_path] = sorted(files)
-    return _deps[module_path]
+def _dependencies(module: Path) -> list[str]:
+    """`cache.dependencies`, looked up again only once more modules have loaded (a scan of
+    every loaded module per passing check would cost milliseconds each)."""
+    loaded = len(sys.modules)
+    known = _known.get(module)
+    if known is None or known[0] != loaded:
+        known = _known[module] = (loaded, dependencies(module))
+    return known[1]
 
 
 def _import(path: Path) -> GradcheckCliError | ModuleType:
@@ -79,6 +52,7 @@ def _import(path: Path) -> GradcheckCliError | ModuleType:
     from gradcheck_cli.execution import escapes, isolation
     from gradcheck_cli.target.discovery import import_file
 
+    mark_baseline()  # the first time: what loads from now on is the user's doing
     with escapes.watch() as watch:
         try:
             with user_output_to_stderr():
@@ -110,7 +84,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         except GradcheckCliError as exc:
             yield Finished(-1, error_result(job.discover, None, exc).to_dict())
             return
-        yield Discovered(names, local_files(job.discover))
+        yield Discovered(names, _dependencies(job.discover))
         return
     if job.tasks:
         task = job.tasks[0]
@@ -128,7 +102,8 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         result.duration = time.perf_counter() - started
         if CHECKS[task.check].first_order:
             first_order_ok = result.status is Status.PASSED
-        deps = local_files(task.module) if result.status is Status.PASSED else []
+        # After the check: modules forward or backward imported lazily count too.
+        deps = _dependencies(task.module) if cacheable(result) else []
         yield Finished(index, result.to_dict(), deps)
 
 
