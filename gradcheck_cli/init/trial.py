@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 NON_FINITE = "forward returned non-finite values"
 # Drafted inputs are small: forward and backward that take longer than this on them
-# loop, or wait on something; `init` must not hang on them.
-TRIAL_SECONDS = 5.0
+# loop, or wait on something; `init` must not hang on them. Generous, as a loaded CI
+# machine (or a first call into a big kernel) may be slow; a zero-config run tries drafts
+# with it too, and a correct op must not be turned away.
+TRIAL_SECONDS = 20.0
 
 
 TIMED_OUT = "TimeoutError"

@@ -183,7 +183,7 @@ def test_init_trial_of_a_looping_forward_times_out(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     spec = (tmp_path / "loop.yaml").read_text()
     assert ("# TODO: with these shapes forward/backward raised TimeoutError: forward/backward "
-            "still running after 5s, the limit for a trial run (a loop that never ends?)"
+            "still running after 20s, the limit for a trial run (a loop that never ends?)"
             ) in spec
 
 
