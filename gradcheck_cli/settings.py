@@ -7,6 +7,7 @@ same project config they run the same checks. Keys are the project config's name
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ def _names(values: Any, allowed: tuple[str, ...], what: str) -> tuple[str, ...] 
 def _tolerance(value: Any, name: str, strictly: bool) -> float | None:
     if value is None:
         return None
+    if not math.isfinite(value):
+        raise UsageError(f"`{name}` must be a finite number, not {value}",
+                         hint=f"torch's default is {TORCH_DEFAULTS[name]}")
     if value < 0 or (strictly and value == 0):
         raise UsageError(f"`{name}` must be {'positive' if strictly else 'non-negative'}",
                          hint=f"torch's default is {TORCH_DEFAULTS[name]}")

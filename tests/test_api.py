@@ -109,3 +109,12 @@ def test_an_internal_error_writes_a_crash_log_and_exits_3(
 
 def test_exit_codes_are_one_enum() -> None:
     assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--atol", "nan"), ("--rtol", "inf"),
+                                             ("--eps", "nan")])
+def test_non_finite_tolerances_on_the_command_line_are_usage_errors(
+        flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN accepts every error and inf everything: neither can mean a pass."""
+    assert main(["specs/", flag, value]) == ExitCode.USAGE_ERROR
+    assert f"`{flag[2:]}` must be a finite number, not {value}" in capsys.readouterr().err
