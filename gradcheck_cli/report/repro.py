@@ -6,6 +6,12 @@ Inputs are redrawn exactly as gradcheck-cli draws them (same generator, same ord
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import math
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +25,24 @@ from gradcheck_cli.specs.specfile import (
     DEFAULT_LOW,
 )
 
-TEMPLATE = '''"""Reproduces {what} with torch.autograd only.
+# Names from the spec (Function, case, inputs) and paths enter the script only as repr()
+# string literals, never in a docstring, comment or identifier: a case name must not be
+# able to write code into a script the user runs.
+TEMPLATE = '''"""Reproduces one gradcheck-cli result (RESULT below) with torch.autograd only.
 
-Written by gradcheck-cli --save-repro. Run: python {script}
+Written by gradcheck-cli --save-repro. Run this file with python.
 """
 
+import datetime
 import importlib
 import importlib.util
 import sys
 
 import torch
 
+RESULT = {what!r}
 MODULE = {module!r}
+FUNCTION = {function!r}
 sys.path.insert(0, {root!r})
 if {dotted!r} != "":
     # The file is part of a package: import it as such, so its relative imports work.
@@ -39,7 +51,7 @@ else:
     spec = importlib.util.spec_from_file_location("user_module", MODULE)
     user_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(user_module)
-target = user_module.{function}
+target = getattr(user_module, FUNCTION)
 fn = target.apply if isinstance(target, type) and issubclass(target, torch.autograd.Function) \\
     else target
 
@@ -67,6 +79,7 @@ def complex_uniform(shape, low, high, dtype):
 
 
 inputs = []
+INPUT_NAMES = {input_names!r}
 {inputs}
 inputs = tuple(inputs)
 {call}
@@ -105,18 +118,41 @@ def template(result: CheckResult) -> str | None:
     return TEMPLATES.get(kind.torch_call or "") if kind is not None else None
 
 
+def literal(value: Any) -> str:
+    """`value` (what YAML's safe loader gives) as Python source that evaluates back to it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(literal(v) for v in value)
+        if isinstance(value, list):
+            return f"[{inner}]"
+        return f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):
+        return f"set([{', '.join(literal(v) for v in value)}])"
+    if isinstance(value, datetime.datetime):
+        return f"datetime.datetime.fromisoformat({value.isoformat()!r})"
+    if isinstance(value, datetime.date):
+        return f"datetime.date.fromisoformat({value.isoformat()!r})"
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return repr(value)
+    return repr(str(value))  # nothing else comes out of a safe YAML load
+
+
 def _input_line(entry: dict[str, Any]) -> str:
     if "value" in entry:
-        return f"inputs.append({entry['value']!r})  # {entry.get('name')}"
+        return f"inputs.append({literal(entry['value'])})"
     shape = tuple(entry["shape"])
     dtype = str(entry["dtype"])
     low = DEFAULT_LOW if entry.get("low") is None else entry["low"]
     high = DEFAULT_HIGH if entry.get("high") is None else entry["high"]
     grad = bool(entry.get("requires_grad"))
     if dtype.startswith("complex"):
-        make = f"complex_uniform({shape!r}, {low!r}, {high!r}, torch.{dtype})"
+        make = f"complex_uniform({shape!r}, {literal(low)}, {literal(high)}, torch.{dtype})"
     elif dtype in ("float64", "float32", "float16", "bfloat16"):
-        make = f"uniform({shape!r}, {low!r}, {high!r}, torch.{dtype}, {tuple(entry.get('avoid') or ())!r})"  # noqa: E501
+        avoid = literal(tuple(float(v) for v in entry.get("avoid") or ()))
+        make = f"uniform({shape!r}, {literal(low)}, {literal(high)}, torch.{dtype}, {avoid})"
     elif dtype == "bool":
         make = f"torch.rand({shape!r}, generator=generator) < 0.5"
     else:
@@ -124,7 +160,7 @@ def _input_line(entry: dict[str, Any]) -> str:
         int_high = DEFAULT_INT_HIGH if entry.get("high") is None else int(entry["high"])
         make = (f"torch.randint({int_low}, {int_high}, {shape!r}, generator=generator, "
                 f"dtype=torch.{dtype})")
-    return f"inputs.append(({make}).requires_grad_({grad}))  # {entry.get('name')}"
+    return f"inputs.append(({make}).requires_grad_({grad}))"
 
 
 def script(result: CheckResult, module_path: Path, name: str) -> str:
@@ -135,29 +171,68 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
     call = template(result)
     if call is None:
         raise ValueError(f"no torch call reproduces a {result.check} check")
-    call = call.format(eps=recipe.get("eps", 1e-6), atol=recipe.get("atol", 1e-5),
-                       rtol=recipe.get("rtol", 1e-3), seed=seed)
+    call = call.format(eps=_finite(recipe.get("eps"), 1e-6), atol=_finite(recipe.get("atol"), 1e-5),
+                       rtol=_finite(recipe.get("rtol"), 1e-3), seed=int(seed))
     from gradcheck_cli.target.discovery import package_root
 
     root, dotted = package_root(module_path.resolve())
+    names = [e.get("name") for e in recipe.get("inputs", [])]
     return TEMPLATE.format(
         what=f"{result.function} [{result.device}, {result.check}, case {result.case}]",
-        script=name, module=str(module_path.resolve()), root=str(root),
-        dotted=dotted if "." in dotted else "",
-        function=result.function, seed=seed, inputs=lines, call=call,
+        module=str(module_path.resolve()), root=str(root),
+        dotted=dotted if "." in dotted else "", function=str(result.function),
+        seed=int(seed), inputs=lines, call=call,
+        input_names=[n if n is None else str(n) for n in names],
     )
 
 
-def save(results: list[CheckResult], folder: Path) -> list[Path]:
+def _finite(value: Any, default: float) -> float:
+    # A tolerance is written as a literal: one that is not a finite number has no honest one.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+_STEM_KEEP = 80  # characters of the readable part: file names stay far below 255 bytes
+
+
+def _stem(result: CheckResult, taken: set[str]) -> str:
+    """`Fn_case_device_check` as before when that is already a safe, short, unused name;
+    otherwise shortened, with a hash of what identifies the result, so that `a b`, `a/b`
+    and `a?b` (or two specs' same Function) never share a file."""
+    raw = "_".join([str(result.function), result.case, result.device, result.check])
+    stem = file_stem(result)
+    if _SAFE.fullmatch(raw) and len(raw) <= _STEM_KEEP and stem not in taken:
+        return stem
+    identity = "\0".join([str(result.spec), str(result.module), raw])
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{stem[:_STEM_KEEP]}_{digest}"
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"gradcheck-cli: {message}\n")
+
+
+def save(results: list[CheckResult], folder: Path,
+         warn: Callable[[str], None] = _warn) -> list[Path]:
     """Write one script per failed result whose check a torch call reproduces; returns
-    their paths."""
-    written = []
+    their paths. A script that cannot be written (a read-only folder, a full disk) is told
+    to `warn` and the others are still tried: the run's report never depends on it."""
+    written: list[Path] = []
+    taken: set[str] = set()
     for result in results:
         if (result.status is not Status.FAILED or result.recipe is None
                 or template(result) is None or not result.module):
             continue
-        path = folder / f"repro_{file_stem(result)}.py"
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(script(result, Path(result.module), path.name), encoding="utf-8")
+        stem = _stem(result, taken)
+        taken.add(stem)
+        path = folder / f"repro_{stem}.py"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(script(result, Path(result.module), path.name), encoding="utf-8")
+        except OSError as exc:
+            warn(f"cannot write a repro script into {folder}: {exc.strerror or exc}")
+            continue
         written.append(path)
     return written

@@ -215,3 +215,27 @@ def test_a_big_spec_is_parsed_once(run_json: RunJson, good: Path,
     assert [(r["spec"], r["case"], r["status"]) for r in doc["results"]] == [
         ("big.yaml", "c7", "passed")]
     assert len(parsed) == 2  # good.yaml and big.yaml, once each
+
+
+def test_repro_scripts_hold_names_as_data(tmp_path: Path) -> None:
+    from gradcheck_cli.report import repro
+    from gradcheck_cli.results import CheckResult, Status
+
+    module = tmp_path / "ops.py"
+    module.write_text("", encoding="utf-8")
+    names = ["a b", "a/b", "a?b", '"""\nimport os; os.system("echo owned")\n#', "x" * 300]
+    results = [CheckResult(module=str(module), spec=None, function="Op", case=name,
+                           device="cpu", check="gradcheck", status=Status.FAILED, seed=0,
+                           recipe={"inputs": [{"value": float("nan"), "name": name}]})
+               for name in names]
+    written = repro.save(results, tmp_path / "repro")
+    assert len({p.name for p in written}) == len(names)
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        compile(text, str(path), "exec")
+        assert "owned\")\n" not in text
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    warned: list[str] = []
+    assert repro.save(results[:1], tmp_path / "ro" / "x", warned.append) == []
+    assert warned and warned[0].startswith("cannot write a repro script into ")
