@@ -234,8 +234,8 @@ def test_repro_scripts_hold_names_as_data(tmp_path: Path) -> None:
         text = path.read_text(encoding="utf-8")
         compile(text, str(path), "exec")
         assert "owned\")\n" not in text
-    (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o555)
+    # A folder that cannot be made (even by root, unlike a read-only one): below a file.
+    (tmp_path / "ro").write_text("", encoding="utf-8")
     warned: list[str] = []
     assert repro.save(results[:1], tmp_path / "ro" / "x", warned.append) == []
     assert warned and warned[0].startswith("cannot write a repro script into ")
