@@ -90,6 +90,14 @@ def _tolerance(value: Any, name: str, strictly: bool) -> float | None:
     return float(value)
 
 
+def _seed(value: Any) -> int | None:
+    """torch's generators take seeds in [-2**63, 2**64); the tool adds small offsets."""
+    if value is not None and not -(1 << 63) <= value < (1 << 63) - (1 << 20):
+        raise UsageError(f"`seed` {value} is out of range",
+                         hint="give an integer below 2**63, e.g. 0")
+    return value
+
+
 def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
     """One Settings from the project config and a front end's choices (which win).
 
@@ -122,7 +130,7 @@ def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
     options = RunOptions(
         devices=_names(_given(choices, values, "devices"), DEVICES, "device"),
         checks=_names(_given(choices, values, "checks"), check_names(), "check"),
-        seed=_given(choices, values, "seed"),
+        seed=_seed(_given(choices, values, "seed")),
         atol=_tolerance(_given(choices, values, "atol"), "atol", strictly=False),
         rtol=_tolerance(_given(choices, values, "rtol"), "rtol", strictly=False),
         eps=_tolerance(_given(choices, values, "eps"), "eps", strictly=True),

@@ -118,3 +118,9 @@ def test_non_finite_tolerances_on_the_command_line_are_usage_errors(
     """NaN accepts every error and inf everything: neither can mean a pass."""
     assert main(["specs/", flag, value]) == ExitCode.USAGE_ERROR
     assert f"`{flag[2:]}` must be a finite number, not {value}" in capsys.readouterr().err
+
+
+def test_a_seed_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """torch cannot seed with it: every check would be an error blamed on nothing."""
+    assert main(["specs/", "--seed", str(1 << 70)]) == ExitCode.USAGE_ERROR
+    assert f"`seed` {1 << 70} is out of range" in capsys.readouterr().err
