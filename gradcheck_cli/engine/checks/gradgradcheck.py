@@ -53,7 +53,9 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
                            location=target.forward_location)
     outputs = [o for o in func_out if is_diff_tensor(o)]
     if not outputs:
-        return Outcome(Status.PASSED, "no differentiable outputs, nothing to differentiate twice")
+        # Nothing is differentiated, so nothing is checked: never a pass.
+        return Outcome(Status.SKIPPED, "no differentiable outputs (no input requires grad, or "
+                                       "forward's outputs do not), nothing to differentiate twice")
     grad_outputs = make_grad_outputs(tuple(outputs), seed)
     count = len(grad_outputs)
     positions = diff_positions(args)
