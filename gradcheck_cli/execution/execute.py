@@ -23,7 +23,7 @@ from gradcheck_cli.execution.tasks import (
     task_result,
     worker_count,
 )
-from gradcheck_cli.init.choose import choose_inputs, shown
+from gradcheck_cli.init.choose import Inferred, choose_inputs, shown
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
@@ -187,6 +187,11 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.message = _inferred_hint(target, specs, names, outcome.message, options.shape)
 
 
+# The inputs chosen for a target in this process: its checks (gradcheck, gradgradcheck, ...)
+# run one after another on the same inputs, so the drafts are tried once, not per check.
+_INFERRED: dict[tuple[Any, str, tuple[int, ...]], Inferred] = {}
+
+
 def _inferred(task: Task, target: Target, options: RunOptions, result: CheckResult
               ) -> tuple[InputSpec, ...] | None:
     """Inputs for a bare .py's target, drafted from forward and tried once (None, with the
@@ -198,7 +203,10 @@ def _inferred(task: Task, target: Target, options: RunOptions, result: CheckResu
             result.status = Status.ERROR
             result.message = _needs_init(target, missing)
             return None
-    chosen = choose_inputs(target, init, options.shape)
+    key = (target.obj, repr(sorted(init.items())), options.shape)
+    if key not in _INFERRED:
+        _INFERRED[key] = choose_inputs(target, init, options.shape)
+    chosen = _INFERRED[key]
     if chosen.specs is None:
         result.status = Status.ERROR
         result.message = (
