@@ -67,9 +67,40 @@ def check_finite_outputs(subject: Subject, func_out: tuple[Any, ...]) -> None:
             location=subject.target.forward_location))
 
 
+def _described(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float, complex)):
+        return f"a Python {type(value).__name__} ({value!r})"
+    return f"a {type(value).__name__}"
+
+
+def no_tensor_outputs(subject: Subject, func_out: tuple[Any, ...]) -> Outcome | None:
+    """Not a pass when there is no tensor to differentiate: torch's gradcheck returns True
+    for a forward that returns None or a number, though nothing was compared."""
+    if any(isinstance(out, torch.Tensor) for out in func_out):
+        return None
+    if subject.order == "second":
+        return Outcome(Status.SKIPPED, "backward returned no gradient for any input, so "
+                       "there is nothing to differentiate twice")
+    what = "nothing (an empty tuple)" if not func_out else (
+        _described(func_out[0]) if len(func_out) == 1
+        else "no tensor (" + ", ".join(_described(o) for o in func_out) + ")")
+    return Outcome(
+        Status.ERROR,
+        f"forward returned {what}, not a tensor, so there is no gradient to check: autograd "
+        "differentiates tensor outputs only. Return the result as a tensor "
+        "(e.g. torch.as_tensor(value)) computed from the inputs.",
+        location=subject.target.forward_location)
+
+
 def no_differentiable_outputs(subject: Subject, mode: str, eps: float, seed: int,
                               func_out: tuple[Any, ...]) -> Outcome:
-    """As torch: with no differentiable output, the numerical gradient must be zero."""
+    """As torch: with no differentiable output, the numerical gradient must be zero.
+
+    When it is, torch passes; at first order nothing was differentiated, so it is skipped
+    with the reason instead. At second order the zero second derivative was compared.
+    """
     positions = [i for i, o in enumerate(func_out) if _floating(o)]
     for i, arg in enumerate(subject.args):
         if not is_diff_tensor(arg):
@@ -86,6 +117,12 @@ def no_differentiable_outputs(subject: Subject, mode: str, eps: float, seed: int
                 f"`{subject.names[i]}`: forward detached its result or marked it "
                 "non-differentiable (ctx.mark_non_differentiable)",
                 location=subject.target.forward_location)
+    if subject.order == "first":
+        return Outcome(
+            Status.SKIPPED,
+            "no output of forward is differentiable (each was marked non-differentiable, "
+            "detached, or is not floating point) and none changes with the inputs, so there "
+            "is no gradient to check")
     return Outcome(Status.PASSED, "no differentiable outputs; the numerical gradient is zero")
 
 

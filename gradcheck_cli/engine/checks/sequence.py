@@ -30,6 +30,7 @@ from gradcheck_cli.engine.checks.preconditions import (
     check_finite_outputs,
     check_inputs,
     no_differentiable_outputs,
+    no_tensor_outputs,
 )
 from gradcheck_cli.engine.checks.subject import Request, Stop, Subject
 from gradcheck_cli.engine.checks.verdict import judge
@@ -72,6 +73,9 @@ def _run(subject: Subject, request: Request, choice: ModeChoice) -> Outcome:
         forward_seconds = time.perf_counter() - started
     except Exception as exc:
         raise subject.stop(exc, subject.evaluated) from None
+    refusal = no_tensor_outputs(subject, func_out)
+    if refusal is not None:
+        return refusal
     check_finite_outputs(subject, func_out)
     diff_outputs = [o for o in func_out if is_diff_tensor(o)]
     if not diff_outputs:
