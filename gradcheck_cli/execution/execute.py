@@ -28,6 +28,7 @@ from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import InputSpec, TensorInput
+from gradcheck_cli.target.custom_op import not_checkable
 from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
 from gradcheck_cli.target.module import module_target, required_init_args
 
@@ -130,6 +131,11 @@ def _not_checkable(task: Task, target: Target, result: CheckResult) -> bool:
     if task.device.startswith("cuda") and not torch.cuda.is_available():
         result.status = Status.SKIPPED
         result.message = "CUDA not available"
+        return True
+    settled = not_checkable(target, task.check, task.explicit_checks)  # custom ops
+    if settled is not None:
+        result.status, result.message, where = settled
+        result.location = _shown(where) if where else result.location
         return True
     if target.kind == "legacy":
         result.status = Status.ERROR

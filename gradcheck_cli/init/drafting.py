@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli.init.facts import Settings
@@ -59,6 +59,8 @@ def draft_inputs(target: Target) -> list[tuple[InputSpec, ...]]:
 
 def guesses(target: Target) -> list[Guess]:
     """The guess from forward's source, then its fallbacks, in the order to try them."""
+    if target.kind == "custom_op":
+        return _op_guesses(target)
     forward = forward_node(target)
     cls = target.obj
     none_grads = none_gradients(cls, len(target.params)) if isinstance(cls, type) else set()
@@ -91,8 +93,59 @@ def callees_of(target: Target) -> dict[str, ast.FunctionDef]:
     return found
 
 
+def _op_guesses(target: Target) -> list[Guess]:
+    """A custom op's guesses: shapes from its kernel's source, values as its schema says."""
+    from gradcheck_cli.init.schema_drafts import slot_entries
+    from gradcheck_cli.target.custom_op import OpTarget
+    from gradcheck_cli.target.records import Param
+
+    assert isinstance(target, OpTarget)
+    kernel = target.kernel_node()
+    # The kernel sees each argument whole (a Tensor[] as one list), by its own names (a
+    # define-style kernel may name them otherwise than the schema): guessed as such.
+    names = [s.name for s in target.slots]
+    if kernel is not None:
+        own = [a.arg for a in [*kernel.args.args, *kernel.args.kwonlyargs]]
+        names = own if len(own) == len(names) else names
+    whole = replace(target, kind="callable", obj=None, params=[
+        Param(n, *_as_number(s)) for n, s in zip(names, target.slots)])
+    variants = [Settings()]
+    if any(s.type == "Tensor?" for s in target.slots):
+        variants.append(Settings(none_as_tensor=True))
+    variants.append(Settings(square=True))
+    tried = []
+    for settings in variants:
+        base = guess(whole, kernel, set(), settings)
+        by_name = {s.name: (s, c, t) for s, c, t in zip(base.specs, base.comments, base.todo)}
+        made = Guess([], [], [], [], base.biases)
+        for slot, name in zip(target.slots, names):
+            spec, comment, todo = by_name.get(name, (None, "", False))
+            if spec is not None:
+                spec = replace(spec, name=slot.name)
+            for entry, why, look in slot_entries(slot, spec, comment, todo):
+                made.specs.append(entry)
+                made.comments.append(why)
+                made.todo.append(look)
+        tried.append(made)
+    return tried
+
+
+def _as_number(slot: Any) -> tuple[bool, Any]:
+    """A default for the guess of a schema argument that is a plain value (float, bool,
+    str, lists): the shape inference must not take `x * alpha` to make alpha a tensor. An
+    int keeps none, so that its use as a dim or size is seen."""
+    if slot.has_default or slot.type.startswith(("Tensor", "int")):
+        return slot.has_default, slot.default
+    return True, 1.5 if slot.type in ("float", "Scalar") else None
+
+
 def forward_node(target: Target) -> ast.FunctionDef | None:
-    """The AST of the target's forward (of a plain callable, itself); None without source."""
+    """The AST of the target's forward (of a plain callable, itself; of a custom op, its
+    kernel); None without source."""
+    if target.kind == "custom_op":
+        from gradcheck_cli.target.custom_op import OpTarget
+
+        return target.kernel_node() if isinstance(target, OpTarget) else None
     obj = target.obj
     return _function_node(_method(obj, "forward") if isinstance(obj, type) else obj)
 

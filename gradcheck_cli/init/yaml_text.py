@@ -59,10 +59,17 @@ def entry_yaml(spec: InputSpec) -> str:
             parts.append(f"high: {literal(spec.high)}")
         if not spec.requires_grad:
             parts.append("requires_grad: false")
-        parts.append(f"name: {spec.name}")
+        parts.append(f"name: {_name(spec.name)}")
         return "{" + ", ".join(parts) + "}"
     text = literal(spec.value)
-    return "{value: " + (text or "null") + f", name: {spec.name}}}"
+    return "{value: " + (text or "null") + f", name: {_name(spec.name)}}}"
+
+
+def _name(name: str | None) -> str:
+    """An input's name in a flow mapping: `xs[0]` (a custom op's list) needs quotes there."""
+    text = name or ""
+    flow = any(c in text for c in "[]{},")
+    return literal(text) or '""' if needs_quotes(text) or flow else text
 
 
 def needs_quotes(text: str) -> bool:

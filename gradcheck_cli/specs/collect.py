@@ -12,7 +12,8 @@ from gradcheck_cli.errors import UsageError, did_you_mean
 SPEC_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"__pycache__", "node_modules", "venv", "site-packages"}
 _SPEC_KEY = re.compile(r"""^\s*["']?(module|functions|defaults)["']?\s*:""", re.MULTILINE)
-_FUNCTION_HINT = re.compile(r"\bFunction\b|autograd")
+# An autograd Function, or a custom op (torch.library.custom_op, define, Library).
+_FUNCTION_HINT = re.compile(r"\bFunction\b|autograd|\blibrary\b|custom_op")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def looks_like_spec(path: Path) -> bool:
 
 
 def might_define_functions(path: Path) -> bool:
-    """A .py worth importing: it mentions autograd or Function. Others are never executed."""
+    """A .py worth importing: it mentions autograd, Function or torch.library. Others are
+    never executed."""
     try:
         return bool(_FUNCTION_HINT.search(path.read_text(encoding="utf-8", errors="replace")))
     except OSError:

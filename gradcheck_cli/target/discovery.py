@@ -13,58 +13,21 @@ import inspect
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from gradcheck_cli.errors import ModuleLoadError
+from gradcheck_cli.target.custom_op import (
+    declared_ops,
+    duplicate_registration,
+    find_ops,
+    replaced_by,
+    resolve_op,
+)
+from gradcheck_cli.target.records import Param, Target
 
 _loaded: dict[Path, ModuleType] = {}
-
-
-@dataclass(frozen=True)
-class Param:
-    """One positional parameter of forward (after ctx), or of a plain function."""
-
-    name: str
-    has_default: bool
-    default: Any = None
-
-
-@dataclass
-class Target:
-    """Something to check: an autograd Function subclass or a plain callable."""
-
-    name: str
-    kind: str  # "function" | "legacy" | "callable" | "module" (an nn.Module subclass)
-    obj: Any
-    file: Path
-    line: int
-    params: list[Param] = field(default_factory=list)
-    varargs: bool = False
-    once_differentiable: bool = False
-    forward_line: int | None = None
-    backward_line: int | None = None
-
-    @property
-    def is_autograd_function(self) -> bool:
-        return self.kind in ("function", "legacy")
-
-    @property
-    def forward_location(self) -> str:
-        """`file:line` of its forward (of the class or callable where none is known)."""
-        return f"{self.file}:{self.forward_line or self.line}"
-
-    @property
-    def backward_location(self) -> str:
-        return f"{self.file}:{self.backward_line or self.line}"
-
-    def call(self, *args: Any) -> Any:
-        """Run it as gradcheck would: `Function.apply`, or the callable itself."""
-        if self.kind == "callable":
-            return self.obj(*args)
-        return self.obj.apply(*args)
 
 
 def package_root(path: Path) -> tuple[Path, str]:
@@ -90,6 +53,12 @@ def import_file(path: Path) -> ModuleType:
     unloadable = _file_problem(path)
     if unloadable is not None:
         raise unloadable
+    already = _imported_as_is(path)
+    if already is not None:
+        # Imported before by its own name (the user's tests did `import ops`): running it
+        # again would define its torch.library ops a second time, which torch refuses.
+        _loaded[path] = already
+        return already
     root, dotted = package_root(path)
     try:
         with from_source():
@@ -101,15 +70,40 @@ def import_file(path: Path) -> ModuleType:
         raise
     except BaseException as exc:  # SystemExit too: a module calling exit() is the user's bug
         file, line = user_frame(exc, path)
+        twice = duplicate_registration(exc)
         raise ModuleLoadError(
-            f"importing the module raised {type(exc).__name__}: {exc}",
+            twice or f"importing the module raised {type(exc).__name__}: {exc}",
             file=file or str(path),
             line=line,
-            hint="the module must import without side effects failing; "
+            hint=None if twice else "the module must import without side effects failing; "
             "run `python FILE` to see the full traceback",
         ) from exc
     _loaded[path] = module
     return module
+
+
+def _imported_as_is(path: Path) -> ModuleType | None:
+    """A module of this process already loaded from `path` (not by us), if any."""
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if name == "__main__" or not isinstance(filename, str) or not filename.endswith(".py"):
+            continue
+        try:
+            if Path(filename).resolve() == path:
+                return module
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def reimport(path: Path) -> ModuleType:
+    """Import the file again, afresh: its torch.library ops become the registered ones
+    again after another file of this process redefined one of their names."""
+    path = path.resolve()
+    old = _loaded.pop(path, None)
+    if old is not None:
+        sys.modules.pop(old.__name__, None)
+    return import_file(path)
 
 
 def _file_problem(path: Path) -> ModuleLoadError | None:
@@ -370,17 +364,18 @@ def find_functions(module: ModuleType, path: Path) -> list[Target]:
 
 
 def find_targets(module: ModuleType, path: Path, plain_functions: bool = True) -> list[Target]:
-    """What a bare .py offers to check, in source order: its autograd Functions, and the
-    nn.Modules (and, unless not `plain_functions`, the public plain functions) defined in
-    it that use one of them (directly, or through another of its modules or functions).
-    Code built on torch's own ops alone has nothing hand-written to check: left out."""
+    """What a bare .py offers to check, in source order: its autograd Functions and custom
+    ops, and the nn.Modules (and, unless not `plain_functions`, the public plain functions)
+    defined in it that use one of them (directly, or through another of its modules or
+    functions). Code built on torch's own ops alone has nothing hand-written to check."""
     import torch
 
-    functions = find_functions(module, path)
+    functions: list[Target] = [*find_functions(module, path), *find_ops(module, path)]
     users = _users_of(path, {t.name for t in functions})
     found = list(functions)
+    taken = {t.name for t in functions}
     for name, value in list(vars(module).items()):
-        if name not in users or name.startswith("_"):
+        if name not in users or name.startswith("_") or name in taken:
             continue
         if getattr(value, "__module__", None) != module.__name__:
             continue
@@ -404,7 +399,10 @@ def _users_of(path: Path, functions: set[str]) -> set[str]:
     refers: dict[str, set[str]] = {}
     for node in tree.body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-            refers[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            # Not its decorators: `@mysin.register_fake` makes a kernel of the op, not a user.
+            decorators = {id(n) for d in node.decorator_list for n in ast.walk(d)}
+            refers[node.name] = {n.id for n in ast.walk(node)
+                                 if isinstance(n, ast.Name) and id(n) not in decorators}
     users: set[str] = set()
     known = set(functions)
     while True:
@@ -417,9 +415,17 @@ def _users_of(path: Path, functions: set[str]) -> set[str]:
 
 
 def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
-    """The Function or plain callable called `name` in the module, or None."""
+    """The Function, custom op or plain callable called `name` in the module, or None."""
     import torch
 
+    op = resolve_op(module, path, name)
+    other = replaced_by(op) if op is not None else None
+    if op is not None and other is not None and other != path.resolve():
+        # Another file of this process redefined its name: import this one afresh, so
+        # that its op is the one registered again (else the other file's would be checked).
+        op = resolve_op(reimport(path), path, name) or op
+    if op is not None:
+        return op
     value = getattr(module, name, None)
     if value is None:
         return None
@@ -444,12 +450,14 @@ def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
 
 
 def candidate_names(module: ModuleType) -> list[str]:
-    """Names a spec could mean: public classes and functions of the module."""
-    return [
+    """Names a spec could mean: public classes, functions and custom ops of the module."""
+    filename = getattr(module, "__file__", None)
+    ops = list(declared_ops(Path(filename))) if filename else []
+    return [*ops, *(
         name for name, value in vars(module).items()
-        if not name.startswith("_") and callable(value)
+        if not name.startswith("_") and callable(value) and name not in ops
         and getattr(value, "__module__", None) == module.__name__
-    ]
+    )]
 
 
 def names_defined(path: Path) -> set[str] | None:
@@ -483,4 +491,4 @@ def names_defined(path: Path) -> set[str] | None:
     if any(isinstance(n, ast.Name) and n.id in ("globals", "setattr", "exec")
            for n in ast.walk(tree)):
         return None
-    return names
+    return names | set(declared_ops(path))  # a define-style op is named by its op name

@@ -59,8 +59,9 @@ class Subject:
         a graph at each of the 2·N perturbed evaluations (torch builds one each time). A
         plain callable may use autograd itself, and second order differentiates inside
         `fn` (backward runs in grad mode there, as in torch's gradgradcheck, and may depend
-        on it): those keep grad mode."""
-        if self.order == "first" and self.target.kind == "function":
+        on it): those keep grad mode. A custom op's kernel runs below autograd, so it too
+        gives the same values without grad."""
+        if self.order == "first" and self.target.kind in ("function", "custom_op"):
             return without_grad(self.fn)
         return self.fn
 
