@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradcheck_cli.engine.checks import CHECKS, default_checks
+from gradcheck_cli.engine.checks import CHECKS, default_checks, expand_groups
 from gradcheck_cli.errors import SpecError, UsageError, did_you_mean
 from gradcheck_cli.execution.tasks import Job, Task, error_result
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import CaseSpec, CheckSettings, SpecFile, load_spec
+from gradcheck_cli.target.custom_op import is_declared_op
 
 
 def nvidia_nodes_absent() -> bool:
@@ -115,10 +116,13 @@ def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None,
                               spec_line=case.line or function.line, before_torch=before_torch)
 
 
-def chosen_checks(options: RunOptions, settings: CheckSettings) -> tuple[str, ...]:
-    """The checks to run: the command line's, else the spec's, else the registry's defaults;
-    plus those switched on by their opt-in key (`float32: true`, --capabilities)."""
-    checks = list(options.checks or settings.checks or default_checks())
+def chosen_checks(options: RunOptions, settings: CheckSettings,
+                  target_kind: str | None = None) -> tuple[str, ...]:
+    """The checks to run: the command line's, else the spec's, else the registry's defaults
+    for this kind of target; plus those switched on by their opt-in key (`float32: true`,
+    --capabilities). A group (`opcheck`) stands for its checks."""
+    checks = list(expand_groups(options.checks or settings.checks
+                                or default_checks(target_kind)))
     for kind in CHECKS.values():
         key = kind.opt_in_key
         if key and kind.name not in checks and (getattr(options, key, False)
@@ -132,7 +136,9 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
            before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
     """One task per device and check, as the flags, else the spec, else the defaults say."""
     devices = options.devices or settings.devices or default_devices(before_torch)
-    checks = chosen_checks(options, settings)
+    # Read from the module's source (no import): a custom op also gets opcheck's tests.
+    checks = chosen_checks(options, settings,
+                           "custom_op" if is_declared_op(module, name) else None)
     explicit = options.checks is not None or settings.checks is not None
 
     def task(device: str, check: str) -> Task:

@@ -30,6 +30,11 @@ class CheckKind:
     opt_in_key: str | None = None  # a spec/config/flag switch that adds it (`float32: true`)
     torch_call: str | None = None  # the torch function a repro script calls, if any
     label: str = ""  # how the table labels it; the name when empty
+    # The kind of target (`Target.kind`) it applies to, when not all: on by default for
+    # those only ("custom_op": torch.library ops, which opcheck tests).
+    only_for: str | None = None
+    entry: str = "run"  # the function of `module` that runs it
+    group: tuple[str, ...] = ()  # a name standing for these checks (`opcheck`): never run
 
     @property
     def shown(self) -> str:
@@ -38,7 +43,7 @@ class CheckKind:
     def load(self) -> Callable[[Any], Any]:
         """The check's `run(context)`; importing it imports torch."""
         module = importlib.import_module(f"{__name__}.{self.module}")
-        run: Callable[[Any], Any] = module.run
+        run: Callable[[Any], Any] = getattr(module, self.entry)
         return run
 
 
@@ -52,9 +57,20 @@ def register(kind: CheckKind) -> CheckKind:
     return kind
 
 
-def default_checks() -> tuple[str, ...]:
-    """The checks run when neither the command line nor the spec chooses."""
-    return tuple(name for name, kind in CHECKS.items() if kind.default)
+def default_checks(target_kind: str | None = None) -> tuple[str, ...]:
+    """The checks run when neither the command line nor the spec chooses, for a target of
+    `target_kind` (None: one of no particular kind, such as an autograd Function)."""
+    return tuple(name for name, kind in CHECKS.items() if kind.default
+                 and (kind.only_for is None or kind.only_for == target_kind))
+
+
+def expand_groups(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The checks named, a group (`opcheck`) replaced by its members, each once."""
+    found: list[str] = []
+    for name in names:
+        kind = CHECKS.get(name)
+        found.extend(kind.group if kind is not None and kind.group else (name,))
+    return tuple(dict.fromkeys(found))
 
 
 def check_names() -> tuple[str, ...]:
@@ -76,3 +92,17 @@ register(CheckKind(
 register(CheckKind(
     "mutation", "forward and backward leave inputs and grad_outputs unchanged (or declare "
     "ctx.mark_dirty)", "mutation"))
+# torch.library.opcheck's tests, one result each, for custom ops (engine/checks/opcheck.py).
+OPCHECK_TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
+for _test, _summary in zip(OPCHECK_TESTS, (
+        "opcheck: the op's schema matches what its kernel does (mutation, aliasing)",
+        "opcheck: the op's autograd formula is registered where autograd finds it",
+        "opcheck: the op's fake kernel (register_fake) gives outputs like the real ones",
+        "opcheck: the op gives the same outputs and gradients under torch.compile")):
+    register(CheckKind(f"opcheck:{_test}", _summary, "opcheck", default=True,
+                       only_for="custom_op", entry=f"run_{_test}",
+                       torch_call="torch.library.opcheck"))
+register(CheckKind(
+    "opcheck", "all of torch.library.opcheck's tests of a custom op (the opcheck:* checks)",
+    "opcheck", group=tuple(f"opcheck:{t}" for t in OPCHECK_TESTS),
+    torch_call="torch.library.opcheck"))
