@@ -7,6 +7,7 @@ such), so "no jvp" is never confused with "a wrong jvp".
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import Status
+from gradcheck_cli.target.custom_op import OpTarget
 from gradcheck_cli.target.discovery import Target
 
 Capability = dict[str, str]
@@ -118,6 +120,8 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
 
     `budget` is the bytes of Jacobian a check may hold; `mode` auto, exact or probe.
     """
+    if isinstance(target, OpTarget) and target.kind == "custom_op":
+        return _op_matrix(target, args, names, tol, budget, seed, mode)
     engine: dict[str, Any] = {"mode": mode, "max_memory": budget, "seed": seed}
     found: dict[str, Capability] = {}
     found["first_order"] = _from_outcome(
@@ -140,6 +144,46 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
             gradcheck(target, _fresh(args, "cuda"), names, tol, budget // 16,
                              mode=mode, max_memory=budget, seed=seed))
         found["cpu_cuda_agreement"] = _guard(lambda: _agreement(target, args, seed))
+    return found
+
+
+# What a custom op's capabilities need: an autograd formula for these.
+NEEDS_BACKWARD = ("first_order", "second_order", "undefined_grad", "non_contiguous", "cuda",
+                  "cpu_cuda_agreement")
+
+
+def _op_matrix(target: OpTarget, args: list[Any], names: list[str], tol: Tolerances,
+               budget: int, seed: int, mode: str) -> dict[str, Capability]:
+    """A custom op's matrix: the Function's capabilities where they apply (n/a, with the
+    reason, where they cannot), plus its fake kernel and torch.compile (opcheck's tests)."""
+    from gradcheck_cli.engine.checks.opcheck import opcheck
+
+    if target.differentiable:
+        # As for a plain callable (what the op is called as); forward-mode AD and vmap
+        # are said for the op below.
+        found = matrix(replace(target, kind="callable"), args, names, tol, budget, seed, mode)
+    else:
+        found = {name: _na("no autograd formula registered (torch.library.register_autograd)")
+                 for name in NEEDS_BACKWARD}
+        found["vmap"] = _guard(lambda: _vmap(replace(target, kind="callable"), args))
+    # torch.library has no forward-mode formula for custom ops: jvp through one is zeros.
+    found["forward_ad"] = _na("custom ops have no forward-mode AD formula (torch.library "
+                              "registers backward only)")
+    if "Batching rule not implemented" in found["vmap"]["reason"]:
+        found["vmap"] = _na("no vmap rule (register_vmap), and torch has no fallback for "
+                            "this op's arguments")
+    elif getattr(target.obj, "_vmap_fn", True) is None and found["vmap"]["status"] == "ok":
+        found["vmap"] = _ok("no register_vmap: torch runs the op once per batch element")
+    context = CheckContext(target, args, names, tol, budget, seed, mode)
+    fake = opcheck(context, "faketensor")
+    if fake.status is Status.FAILED and "has no fake kernel" in fake.message:
+        found["fake_kernel"] = _na("no fake kernel registered (register_fake)")
+    else:
+        found["fake_kernel"] = _from_outcome(fake) if fake.status is not Status.SKIPPED \
+            else _na(fake.message)
+    traced = opcheck(context, "aot_dispatch_dynamic")
+    found["compile"] = _na(traced.message) if traced.status is Status.SKIPPED \
+        else _from_outcome(traced)
     return found
 
 
