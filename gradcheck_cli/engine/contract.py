@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gradcheck_cli.engine.describe import safe_str, summary
 from gradcheck_cli.target.discovery import Target, user_frame
 
 
@@ -30,7 +31,7 @@ def _join(*parts: str) -> str:
 
 def explain(exc: BaseException, target: Target, names: list[str], phase: str) -> Explanation:
     """Turn an exception raised while running `phase` ("forward", "backward", ...) into words."""
-    text = str(exc)
+    text = safe_str(exc)
     file, line = user_frame(exc, target.file)
     backward_at = (str(target.file), target.backward_line)
     forward_at = (str(target.file), target.forward_line or target.line)
@@ -87,9 +88,7 @@ def explain(exc: BaseException, target: Target, names: list[str], phase: str) ->
             "forward-mode AD needs a `jvp` staticmethod on this Function, and it has none.",
             str(target.file), target.line, kind="missing-jvp")
     where = f" in {phase}" if phase else ""
-    first = text.splitlines()[0] if text else ""
-    return Explanation(f"{type(exc).__name__}{where}: {first}".rstrip(": "),
-                       file or str(target.file), line or target.line)
+    return Explanation(summary(exc, where), file or str(target.file), line or target.line)
 
 
 def legacy_message(target: Target) -> str:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from gradcheck_cli.engine.describe import safe_repr, type_name
 from gradcheck_cli.errors import GradcheckCliError
 
 ESCAPES = (SystemExit, GeneratorExit, KeyboardInterrupt)
@@ -42,10 +43,12 @@ class Watch:
         file, line = user_frame(exc, module)
         if isinstance(exc, KeyboardInterrupt) and not self._users(exc, file):
             return None
-        name = type(exc).__name__
-        args = ", ".join(repr(a) for a in exc.args)
+        name = type_name(exc)
+        args = ", ".join(safe_repr(a) for a in _args(exc))
+        # A subclass (class Stop(SystemExit)) is explained as the escape it is.
+        why = next(_WHY[base.__name__] for base in ESCAPES if isinstance(exc, base))
         return GradcheckCliError(
-            f"the user's code raised {name}({args}): {_WHY[name]}",
+            f"the user's code raised {name}({args}): {why}",
             file=_display(file) if file else None, line=line)
 
     def _users(self, exc: KeyboardInterrupt, file: str | None) -> bool:
@@ -58,6 +61,14 @@ class Watch:
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
         return tb is not None and file is not None and tb.tb_frame.f_code.co_filename == file
+
+
+def _args(exc: BaseException) -> tuple[object, ...]:
+    try:
+        args = exc.args
+    except Exception:  # a property of the user's that raises
+        return ()
+    return tuple(args) if isinstance(args, tuple) else ()
 
 
 def _display(file: str | None) -> str:

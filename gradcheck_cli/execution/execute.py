@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.engine.contract import explain, legacy_message
+from gradcheck_cli.engine.describe import safe_repr, summary, traceback_text
 from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.pictures import failing_jacobians
@@ -109,8 +109,8 @@ def _guarded(task: Task, options: RunOptions, first_order_ok: bool | None,
         result.location = exc.location
     except Exception as exc:  # a bug of ours must not cost the rest of the run
         result.status = Status.ERROR
-        result.message = (f"internal error in gradcheck-cli: {type(exc).__name__}: {exc}\n"
-                          + "".join(traceback.format_exception(exc)))
+        result.message = (f"internal error in gradcheck-cli: {summary(exc, whole=True)}\n"
+                          + traceback_text(exc))
     except escapes.ESCAPES as exc:
         escaped = watch.escape(exc, task.module)
         if escaped is None:
@@ -332,7 +332,7 @@ def _inferred_hint(target: Target, specs: tuple[object, ...], names: list[str],
     ]
     for param in target.params:
         if param.has_default:
-            lines.append(f"        - {param.default!r}   # {param.name}")
+            lines.append(f"        - {safe_repr(param.default)}   # {param.name}")
         else:
             lines.append(f"        - {{shape: {list(shape)}, name: {param.name}}}")
     return "\n".join(lines)

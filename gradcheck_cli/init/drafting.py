@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from gradcheck_cli.engine.describe import safe_repr, type_name
 from gradcheck_cli.init.facts import Settings
 from gradcheck_cli.init.shape_inference import Inference
 from gradcheck_cli.init.symbols import Dim
@@ -290,9 +291,9 @@ def plain_numbers(forward: ast.FunctionDef) -> set[str]:
 
 
 def _short_repr(value: Any) -> str:
-    text = repr(value)
+    text = safe_repr(value)
     if " at 0x" in text:  # an address changes from run to run
-        text = f"<{type(value).__name__} object>"
+        text = f"<{type_name(value)} object>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from gradcheck_cli.engine.describe import summary
 from gradcheck_cli.init.drafting import Guess
 from gradcheck_cli.init.symbols import POSITIVE
 from gradcheck_cli.streams import user_output_to_stderr
@@ -108,8 +109,7 @@ def _run_once(target: Target, specs: tuple[InputSpec, ...], init: dict[str, Any]
     except (Exception, SystemExit, GeneratorExit) as exc:
         # An exit in the user's forward is its failure, not the end of `init`. (Their own
         # KeyboardInterrupt goes up: only the caller can tell it from Ctrl-C.)
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return f"{type(exc).__name__}: {first}"[:200], set()
+        return summary(exc)[:200], set()
     return None, {i for i, g in zip(positions, grads) if g is None}
 
 

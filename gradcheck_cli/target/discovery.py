@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from gradcheck_cli.engine.describe import summary
 from gradcheck_cli.errors import ModuleLoadError
 from gradcheck_cli.target.custom_op import (
     declared_ops,
@@ -72,7 +73,7 @@ def import_file(path: Path) -> ModuleType:
         file, line = user_frame(exc, path)
         twice = duplicate_registration(exc)
         raise ModuleLoadError(
-            twice or f"importing the module raised {type(exc).__name__}: {exc}",
+            twice or f"importing the module raised {summary(exc, whole=True)}",
             file=file or str(path),
             line=line,
             hint=None if twice else "the module must import without side effects failing; "

@@ -14,6 +14,7 @@ import torch
 
 from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
+from gradcheck_cli.engine.describe import safe_str, summary
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
@@ -101,7 +102,7 @@ def _guard(probe: Callable[[], Capability]) -> Capability:
     try:
         return probe()
     except Exception as exc:
-        return _fail(f"{type(exc).__name__}: {_first_line(str(exc))}")
+        return _fail(summary(exc))
 
 
 def run(context: CheckContext) -> Outcome:
@@ -195,9 +196,9 @@ def _forward_ad(target: Target, args: list[Any], tol: Tolerances) -> Capability:
                                  rtol=tol.rtol, check_forward_ad=True, check_backward_ad=False,
                                  check_undefined_grad=False)
     except Exception as exc:
-        if "must implement the jvp function" in str(exc):
+        if "must implement the jvp function" in safe_str(exc):
             return _na("a custom Function inside has no jvp staticmethod")
-        return _fail(f"jvp disagrees with finite differences: {_first_line(str(exc))}")
+        return _fail(f"jvp disagrees with finite differences: {_first_line(safe_str(exc))}")
     return _ok()
 
 
@@ -214,7 +215,7 @@ def _vmap(target: Target, args: list[Any]) -> Capability:
     try:
         batched = as_tuple(torch.func.vmap(target.call, in_dims=in_dims)(*stacked))
     except RuntimeError as exc:
-        if "setup_context" in str(exc) or "generate_vmap_rule" in str(exc):
+        if "setup_context" in safe_str(exc) or "generate_vmap_rule" in safe_str(exc):
             return _na("a custom Function inside has no vmap rule")
         raise
     for k in range(batch):

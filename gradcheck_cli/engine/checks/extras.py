@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from gradcheck_cli.engine.checks.subject import Subject
+from gradcheck_cli.engine.describe import summary
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
 from gradcheck_cli.engine.vjp import vjp
 
@@ -64,7 +65,7 @@ def undefined_output_grads(subject: Subject) -> str | None:
             )
         except Exception as exc:
             return ("backward fails when an output's gradient is undefined (None): "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                    f"{summary(exc)}. "
                     "Treat a None grad_output as zeros (or keep ctx.set_materialize_grads"
                     "(True), the default).")
         for grad in grads:

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli.engine.checks.subject import Stop, Subject
+from gradcheck_cli.engine.describe import type_name
 from gradcheck_cli.engine.jacobian import (
     as_tuple,
     diff_positions,
@@ -71,8 +72,8 @@ def _described(value: Any) -> str:
     if value is None:
         return "None"
     if isinstance(value, (bool, int, float, complex)):
-        return f"a Python {type(value).__name__} ({value!r})"
-    return f"a {type(value).__name__}"
+        return f"a Python {type_name(value)} ({value!r})"
+    return f"a {type_name(value)}"
 
 
 def no_tensor_outputs(subject: Subject, func_out: tuple[Any, ...]) -> Outcome | None:
