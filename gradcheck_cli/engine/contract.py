@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gradcheck_cli.engine.describe import safe_str, summary
+from gradcheck_cli.engine.resources import out_of_memory, ran_out
 from gradcheck_cli.target.discovery import Target, user_frame
 
 
@@ -30,9 +31,14 @@ def _join(*parts: str) -> str:
 
 
 def explain(exc: BaseException, target: Target, names: list[str], phase: str) -> Explanation:
-    """Turn an exception raised while running `phase` ("forward", "backward", ...) into words."""
-    text = safe_str(exc)
+    """Turn an exception raised while running `phase` ("forward", "backward", ...) into words.
+
+    An allocation that failed is raised as `OutOfMemory` instead: the check cannot go on,
+    and whatever caught `exc` must not make a verdict of it."""
     file, line = user_frame(exc, target.file)
+    if out_of_memory(exc):
+        raise ran_out(exc, phase, where=f"{file}:{line}" if file else None) from None
+    text = safe_str(exc)
     backward_at = (str(target.file), target.backward_line)
     forward_at = (str(target.file), target.forward_line or target.line)
 

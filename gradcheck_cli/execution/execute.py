@@ -13,7 +13,14 @@ from gradcheck_cli.engine.describe import safe_repr, summary, traceback_text
 from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.pictures import failing_jacobians
-from gradcheck_cli.engine.resources import check_fits, jacobian_budget
+from gradcheck_cli.engine.resources import (
+    OutOfMemory,
+    budget_bound,
+    check_fits,
+    jacobian_budget,
+    out_of_memory,
+    ran_out,
+)
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.execution import escapes, isolation
 from gradcheck_cli.execution.tasks import (
@@ -104,13 +111,14 @@ def _guarded(task: Task, options: RunOptions, first_order_ok: bool | None,
                 "process changed it")
         _execute(task, target, options, result, first_order_ok)
     except GradcheckCliError as exc:
-        result.status = Status.ERROR
-        result.message = str(exc)
-        result.location = exc.location
+        _errored(result, exc)
     except Exception as exc:  # a bug of ours must not cost the rest of the run
-        result.status = Status.ERROR
-        result.message = (f"internal error in gradcheck-cli: {summary(exc, whole=True)}\n"
-                          + traceback_text(exc))
+        if out_of_memory(exc):  # the checker's own allocation: no bug, no room
+            _errored(result, ran_out(exc, "", worker_count(options)))
+        else:
+            result.status = Status.ERROR
+            result.message = (f"internal error in gradcheck-cli: {summary(exc, whole=True)}\n"
+                              + traceback_text(exc))
     except escapes.ESCAPES as exc:
         escaped = watch.escape(exc, task.module)
         if escaped is None:
@@ -123,6 +131,28 @@ def _guarded(task: Task, options: RunOptions, first_order_ok: bool | None,
     else:
         result.reproduce = None
     return result
+
+
+def _bounded(outcome: Outcome, requested: int, workers: int) -> None:
+    """Advice to raise the Jacobian budget is wrong when memory itself bounds the budget
+    (little free memory, an rlimit, a container's limit): say that instead."""
+    if not any(a.kind == "more_memory" for a in outcome.advice):
+        return
+    bound = budget_bound(requested, workers)
+    if bound is not None:
+        outcome.advice = [a for a in outcome.advice if a.kind != "more_memory"]
+        outcome.message = f"{outcome.message}; {bound}"
+
+
+def _errored(result: CheckResult, exc: GradcheckCliError) -> None:
+    result.status = Status.ERROR
+    result.message = str(exc)
+    if isinstance(exc, OutOfMemory):
+        result.advice = list(exc.advice)
+        if exc.where:  # else the Function's line, set before the check ran
+            result.location = _shown(exc.where)
+    else:
+        result.location = exc.location
 
 
 def _not_checkable(task: Task, target: Target, result: CheckResult) -> bool:
@@ -179,6 +209,7 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
     budget = jacobian_budget(options.max_memory, workers)  # bytes of Jacobian per check
     outcome, names, attempt_seed, tried = _run_check(task, target, specs, options, tol, budget,
                                                      result.seed or 0, first_order_ok)
+    _bounded(outcome, options.max_memory, workers)
     if tried and attempt_seed not in tried:
         outcome.message = (f"inputs redrawn to dodge kinks (seed {', '.join(map(str, tried))} "
                            f"put elements at a non-differentiable point; used seed "

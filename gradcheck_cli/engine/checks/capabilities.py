@@ -18,6 +18,7 @@ from gradcheck_cli.engine.describe import safe_str, summary
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
+from gradcheck_cli.engine.resources import OutOfMemory, out_of_memory, ran_out
 from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import Status
 from gradcheck_cli.target.custom_op import OpTarget
@@ -101,7 +102,11 @@ def _same(a: list[torch.Tensor | None], b: list[torch.Tensor | None], atol: floa
 def _guard(probe: Callable[[], Capability]) -> Capability:
     try:
         return probe()
+    except OutOfMemory:
+        raise
     except Exception as exc:
+        if out_of_memory(exc):  # no verdict on a capability that had no room to run
+            raise ran_out(exc, "") from None
         return _fail(summary(exc))
 
 
@@ -196,6 +201,8 @@ def _forward_ad(target: Target, args: list[Any], tol: Tolerances) -> Capability:
                                  rtol=tol.rtol, check_forward_ad=True, check_backward_ad=False,
                                  check_undefined_grad=False)
     except Exception as exc:
+        if out_of_memory(exc):
+            raise ran_out(exc, "") from None
         if "must implement the jvp function" in safe_str(exc):
             return _na("a custom Function inside has no jvp staticmethod")
         return _fail(f"jvp disagrees with finite differences: {_first_line(safe_str(exc))}")

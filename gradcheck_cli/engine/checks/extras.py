@@ -7,6 +7,7 @@ import torch
 from gradcheck_cli.engine.checks.subject import Subject
 from gradcheck_cli.engine.describe import summary
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
+from gradcheck_cli.engine.resources import out_of_memory, ran_out
 from gradcheck_cli.engine.vjp import vjp
 
 
@@ -64,6 +65,8 @@ def undefined_output_grads(subject: Subject) -> str | None:
                 [torch.zeros_like(o, memory_format=torch.contiguous_format) for o in outs],
             )
         except Exception as exc:
+            if out_of_memory(exc):  # not the missing-gradient handling's fault
+                raise ran_out(exc, "backward") from None
             return ("backward fails when an output's gradient is undefined (None): "
                     f"{summary(exc)}. "
                     "Treat a None grad_output as zeros (or keep ctx.set_materialize_grads"
