@@ -321,6 +321,46 @@ def _recorded(x):
         doc, function="recorded", check="opcheck:faketensor")["message"]
 
 
+def test_a_kernel_that_raises_is_an_error_not_an_opcheck_failure(
+        ns: str, write_op: Any, write_spec: Any, run_json: Any) -> None:
+    path = write_op(f'''
+import torch
+
+
+@torch.library.custom_op("{ns}::picky", mutates_args=())
+def picky(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[0] == 5:
+        raise ValueError("five is not allowed")
+    return x.clone()
+
+
+@picky.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+def _backward(ctx, g):
+    raise RuntimeError("backward broke")
+
+
+picky.register_autograd(_backward)
+''')
+    write_spec({"module": "ops.py", "functions": {"picky": {
+        "inputs": [{"shape": [5]}], "cases": [{"name": "three", "inputs": [{"shape": [3]}]}]}}})
+    doc = run_json("spec.yaml", "--check", "gradcheck", "--check", "opcheck")
+    for check in ("gradcheck", *OPCHECKS):
+        result = only(doc, case="default", check=check)
+        assert (result["status"], result["message"]) == (
+            "error", "ValueError in forward: five is not allowed"), check
+        assert result["location"] == f"ops.py:{line_of(path, 'raise ValueError')}"
+    traced = only(doc, case="three", check="opcheck:aot_dispatch_dynamic")
+    assert traced["status"] == "failed"
+    line = line_of(path, "raise RuntimeError")
+    assert traced["message"] == ("torch.compile (AOT dispatch, dynamic shapes) could not run "
+                                 f"the op: RuntimeError: backward broke, raised at line {line}")
+    assert traced["location"] == f"ops.py:{line}"
+
+
 def test_opcheck_on_an_autograd_function_is_skipped_with_the_reason(write_op: Any,
                                                                     run_json: Any) -> None:
     write_op('''

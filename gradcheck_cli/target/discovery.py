@@ -87,7 +87,9 @@ def _imported_as_is(path: Path) -> ModuleType | None:
     """A module of this process already loaded from `path` (not by us), if any."""
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
-        if name == "__main__" or not isinstance(filename, str) or not filename.endswith(".py"):
+        # The name first: resolving every loaded module's path would cost a syscall each.
+        if name == "__main__" or not isinstance(filename, str) \
+                or not filename.endswith(path.name):
             continue
         try:
             if Path(filename).resolve() == path:

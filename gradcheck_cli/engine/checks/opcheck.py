@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from gradcheck_cli.engine.contract import explain
+from gradcheck_cli.engine.describe import first_line, safe_str, summary
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
 from gradcheck_cli.results import Status
 from gradcheck_cli.target.custom_op import OpTarget
+from gradcheck_cli.target.discovery import user_frame
 
 TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
 NO_FAKE = ("no fake impl", "no fake kernel", "does not have a fake", "no abstract impl")
@@ -64,6 +68,11 @@ def opcheck(context: CheckContext, test: str) -> Outcome:
     if test == "autograd_registration" and not _any_requires_grad(args, kwargs):
         return Outcome(Status.SKIPPED, "no input requires grad, so there is no autograd "
                                        "registration to test")
+    try:  # a kernel that raises on these inputs is an error of its own, not a test's failure
+        target.call(*_fresh(context.args, False))
+    except Exception as exc:
+        why = explain(exc, target, context.names, "forward")
+        return Outcome(Status.ERROR, why.message, location=why.location)
     try:
         found = tester(target.overload, tuple(args), kwargs, test_utils=(f"test_{test}",),
                        raise_exception=False)
@@ -99,28 +108,22 @@ def _any_requires_grad(args: list[Any], kwargs: dict[str, Any]) -> bool:
                if isinstance(t, torch.Tensor))
 
 
-def safe_str(exc: BaseException) -> str:
-    """`str(exc)`, never raising: a user's kernel may raise an exception that cannot print."""
-    try:
-        return str(exc)
-    except Exception:
-        return f"(a {type(exc).__name__} whose message could not be shown)"
-
-
-def first_line(exc: BaseException) -> str:
-    return (safe_str(exc).strip().splitlines() or [""])[0]
-
-
-def summary(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}"
-
-
 def _torch_said(exc: BaseException) -> str:
     return f"(torch: {first_line(exc)[:300]})"
 
 
 def _failed(message: str, location: str | None) -> Outcome:
     return Outcome(Status.FAILED, message, location=location)
+
+
+def _raised(target: OpTarget, exc: BaseException, what: str, location: str) -> Outcome:
+    """A failure torch did not explain: the exception, at the line of the user's code that
+    raised it (the fake kernel, backward, ...) when it came from there."""
+    file, line = user_frame(exc, target.file)
+    here = file is not None and Path(file).resolve() == target.file.resolve()
+    if here:
+        return _failed(f"{what}: {summary(exc)}, raised at line {line}", f"{target.file}:{line}")
+    return _failed(f"{what}: {summary(exc)}", location)
 
 
 def _schema(target: OpTarget, exc: BaseException, args: list[Any],
@@ -143,7 +146,7 @@ def _schema(target: OpTarget, exc: BaseException, args: list[Any],
         return _failed(f"outputs {both.group(1)} and {both.group(2)} are the same tensor (or "
                        f"views of one): return a clone for one of them {said}",
                        target.forward_location)
-    return _failed(f"the op does not do what its schema says: {summary(exc)}",
+    return _raised(target, exc, "the op does not do what its schema says",
                    target.forward_location)
 
 
@@ -159,7 +162,7 @@ def _autograd_registration(target: OpTarget, exc: BaseException, args: list[Any]
             "support for custom ops (gradients can be silently wrong, under torch.compile "
             "above all). Register one with torch.library.register_autograd (or, for plain "
             "torch code, use a Python function rather than an op)", target.forward_location)
-    return _failed(f"the op's autograd registration is wrong: {summary(exc)}",
+    return _raised(target, exc, "the op's autograd registration is wrong",
                    target.forward_location)
 
 
@@ -184,8 +187,7 @@ def _faketensor(target: OpTarget, exc: BaseException, args: list[Any],
                        "shapes from the input shapes alone (a size that depends on values: "
                        f"torch.library.get_ctx().new_dynamic_size()) {_torch_said(exc)}",
                        target.fake_location)
-    return _failed(f"the fake kernel does not match the op: {summary(exc)}",
-                   target.fake_location)
+    return _raised(target, exc, "the fake kernel does not match the op", target.fake_location)
 
 
 def _aot_dispatch_dynamic(target: OpTarget, exc: BaseException, args: list[Any],
@@ -213,8 +215,8 @@ def _aot_dispatch_dynamic(target: OpTarget, exc: BaseException, args: list[Any],
         return _failed("torch.compile traced the op with its fake kernel's outputs, which do "
                        f"not match the real ones: {mismatch} {_torch_said(exc)}",
                        target.fake_location)
-    return _failed(f"torch.compile (AOT dispatch, dynamic shapes) could not run the op: "
-                   f"{summary(exc)}", target.forward_location)
+    return _raised(target, exc, "torch.compile (AOT dispatch, dynamic shapes) could not run "
+                   "the op", target.forward_location)
 
 
 def _no_fake(target: OpTarget, exc: BaseException) -> bool:
