@@ -100,9 +100,7 @@ for _test, _summary in zip(OPCHECK_TESTS, (
         "opcheck: the op's fake kernel (register_fake) gives outputs like the real ones",
         "opcheck: the op gives the same outputs and gradients under torch.compile")):
     register(CheckKind(f"opcheck:{_test}", _summary, "opcheck", default=True,
-                       only_for="custom_op", entry=f"run_{_test}",
-                       torch_call="torch.library.opcheck"))
+                       only_for="custom_op", entry=f"run_{_test}"))
 register(CheckKind(
     "opcheck", "all of torch.library.opcheck's tests of a custom op (the opcheck:* checks)",
-    "opcheck", group=tuple(f"opcheck:{t}" for t in OPCHECK_TESTS),
-    torch_call="torch.library.opcheck"))
+    "opcheck", group=tuple(f"opcheck:{t}" for t in OPCHECK_TESTS)))
