@@ -10,12 +10,12 @@ CONTRIBUTING.md).
 from __future__ import annotations
 
 import importlib
-import re
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from gradcheck_cli.results import Advice, CheckResult, Summary
+from gradcheck_cli.results import Advice, CheckResult, InputError, Summary
 
 Advise = Callable[[Advice], str]
 
@@ -97,15 +97,21 @@ def result_id(result: CheckResult) -> str:
     return f"{where}::{result.function}{suffix}"
 
 
-def file_stem(result: CheckResult, *extra: str) -> str:
-    """`Fn_case_device_check[_extra]`, safe as a file name (pictures, repro scripts)."""
-    raw = "_".join([str(result.function), result.case, result.device, result.check, *extra])
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
-
-
 def format_error(value: float | None) -> str:
     if value is None:
         return "n/a"
     if value == 0:
         return "0"
     return f"{value:.2g}"
+
+
+def entry_error(entry: InputError) -> str:
+    """An input's largest error as the tables show it: `2.3`, `0`, or `non-finite` when the
+    value is not a number (NaN/Inf; the JSON's null, with a note, on a failed input). A
+    note alone (a probe's doubt on a passed input) does not make the value non-finite."""
+    value = entry.max_abs_error
+    if value is None and entry.note and not entry.passed:
+        return "non-finite"
+    if value is not None and not math.isfinite(value):
+        return "non-finite"
+    return format_error(value)

@@ -7,16 +7,13 @@ Inputs are redrawn exactly as gradcheck-cli draws them (same generator, same ord
 from __future__ import annotations
 
 import datetime
-import hashlib
 import math
-import re
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gradcheck_cli.engine.checks import CHECKS
-from gradcheck_cli.report import file_stem
+from gradcheck_cli.report.files import Folder, Warn, warn_on_stderr
+from gradcheck_cli.report.naming import unique_stem
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.specs.specfile import (
     DEFAULT_HIGH,
@@ -193,46 +190,26 @@ def _finite(value: Any, default: float) -> float:
     return default
 
 
-_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
-_STEM_KEEP = 80  # characters of the readable part: file names stay far below 255 bytes
-
-
-def _stem(result: CheckResult, taken: set[str]) -> str:
-    """`Fn_case_device_check` as before when that is already a safe, short, unused name;
-    otherwise shortened, with a hash of what identifies the result, so that `a b`, `a/b`
-    and `a?b` (or two specs' same Function) never share a file."""
-    raw = "_".join([str(result.function), result.case, result.device, result.check])
-    stem = file_stem(result)
-    if _SAFE.fullmatch(raw) and len(raw) <= _STEM_KEEP and stem not in taken:
-        return stem
-    identity = "\0".join([str(result.spec), str(result.module), raw])
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{stem[:_STEM_KEEP]}_{digest}"
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"gradcheck-cli: {message}\n")
-
-
 def save(results: list[CheckResult], folder: Path,
-         warn: Callable[[str], None] = _warn) -> list[Path]:
+         warn: Warn = warn_on_stderr) -> list[Path]:
     """Write one script per failed result whose check a torch call reproduces; returns
-    their paths. A script that cannot be written (a read-only folder, a full disk) is told
-    to `warn` and the others are still tried: the run's report never depends on it."""
+    their paths. A folder that cannot be written (read-only, below a file, a full disk) is
+    told to `warn` once and the run's report never depends on it."""
     written: list[Path] = []
     taken: set[str] = set()
+    target = Folder(folder, "a repro script", warn)
     for result in results:
         if (result.status is not Status.FAILED or result.recipe is None
                 or template(result) is None or not result.module):
             continue
-        stem = _stem(result, taken)
-        taken.add(stem)
-        path = folder / f"repro_{stem}.py"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(script(result, Path(result.module), path.name), encoding="utf-8")
-        except OSError as exc:
-            warn(f"cannot write a repro script into {folder}: {exc.strerror or exc}")
-            continue
-        written.append(path)
+        name = f"repro_{unique_stem(result, taken)}.py"
+        text = script(result, Path(result.module), name)
+
+        def write(path: Path, text: str = text) -> None:
+            path.write_text(text, encoding="utf-8")
+
+        path = target.write(name, write)
+        if path is not None:
+            written.append(path)
+    target.finish()
     return written
