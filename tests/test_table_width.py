@@ -26,7 +26,7 @@ import pytest
 from rich.console import Console
 
 from gradcheck_cli.cli import main
-from gradcheck_cli.report import ReportOptions, format_error, layout, narrow, table
+from gradcheck_cli.report import ReportOptions, entry_error, layout, narrow, table
 from gradcheck_cli.results import CheckResult, Diagnosis, InputError, Status, Summary
 
 HERE = Path(__file__).resolve().parent
@@ -67,8 +67,8 @@ def _table_lines(out: str) -> list[str]:
 
 
 def _entries(result: CheckResult) -> list[str]:
-    return [f"{e.name}={'non-finite' if e.note else format_error(e.max_abs_error)}"
-            + ("" if e.passed else "(wrong)") for e in result.inputs]
+    return [f"{e.name}={entry_error(e)}" + ("" if e.passed else "(wrong)")
+            for e in result.inputs]
 
 
 def _squeeze(text: str) -> str:
@@ -163,6 +163,42 @@ def test_columns_give_way_in_the_documented_order(golden_results):
     assert any("ScaleBy[negative]" in row for row in rows_at_60)
     assert not any("ScaleBy[default]" in row or "gradgradcheck" in row for row in rows_at_60)
     assert any(" gradgrad " in row for row in rows_at_60)
+
+
+def test_at_40_columns_the_identifying_columns_stay_shortened(golden_results):
+    """Function (with its case) and Check stay, shortened in the middle; entries break
+    after their `=` before a name is cut; no number is split."""
+    rows = [table._row(r) for r in golden_results if r.capabilities is None]
+    plan = narrow.plan_for(rows, 40)
+    assert plan.names == [narrow.FUNCTION, narrow.CHECK, narrow.STATUS, narrow.ERRORS]
+    assert plan.split_entries and plan.function_floor == narrow.FUNCTION_FLOOR
+    lines = _table_lines(_render(golden_results, 40))
+    functions = [line.split()[0] for line in lines[2:] if line[:1] not in (" ", "")]
+    assert functions[:3] == ["MulA…ped", "MulA…ped", "Half…are"]
+    assert "S…y[n…e]" in functions and "Square" in functions  # short names stay whole
+    assert all(len(f) <= narrow.FUNCTION_FLOOR for f in functions)
+    flat = "\n".join(lines)
+    for result in golden_results:
+        for entry in result.inputs:
+            value = entry_error(entry) + ("" if entry.passed else "(wrong)")
+            assert re.search(rf"{re.escape(entry.name)}=(\n +)?{re.escape(value)}(\s|$)",
+                             flat), (entry.name, value)
+
+
+def test_rows_that_only_the_spec_tells_apart_keep_the_spec():
+    """Ten specs of one Function: without Spec the rows would look alike."""
+    results = [_result(spec=f"specs/variant_{i}.yaml", function="MultiplyAddSwapped",
+                       status=Status.PASSED,
+                       inputs=[InputError(0, "grad_output", 6.9e-12, 1e-11, True, 4, 0)])
+               for i in range(10)]
+    for width in (40, 60, 80):
+        rows = [row for row in _table_lines(_render(results, width)) if ".yaml" in row]
+        assert _table_lines(_render(results, width))[0].startswith("Spec ")
+        assert len({row.split()[0] for row in rows}) == 10, rows
+        assert all("6.9e-12" in row for row in rows) or sum(
+            "6.9e-12" in row for row in _table_lines(_render(results, width))) == 10
+    distinct = [_result(function=f"F{i}", status=Status.PASSED) for i in range(3)]
+    assert narrow.plan_for([table._row(r) for r in distinct], 20).names[0] == narrow.FUNCTION
 
 
 def test_the_readme_demo_at_80_columns_keeps_names_and_time(tmp_path, monkeypatch, capsys):

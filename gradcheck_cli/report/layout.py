@@ -101,6 +101,27 @@ def paragraph(text: str, width: int, style: str = "") -> Text:
     return Text("\n".join(lines), style=style)
 
 
+def _head(text: str, cells: int) -> str:
+    """The longest start of `text` at most `cells` columns wide."""
+    taken = 0
+    for i, char in enumerate(text):
+        taken += cell_len(char)
+        if taken > cells:
+            return text[:i]
+    return text
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """`MulAdd…apped`: `text` cut in the middle to `width` columns, both ends kept (names
+    differ at their ends as often as at their starts: `LinearV1`, `LinearV2`)."""
+    if cell_len(text) <= width:
+        return text
+    keep = max(width - 1, 0)
+    head = _head(text, (keep + 1) // 2)
+    tail = _head(text[::-1], keep - cell_len(head))[::-1]
+    return head + ELLIPSIS + tail
+
+
 def shorten_path(path: str, width: int) -> str:
     """`…/ops/broken.yaml`: `path` cut from the left to `width` columns, at a `/` when one
     leaves some of the name (else inside the name, `…oken.yaml`)."""
@@ -123,7 +144,9 @@ class Column:
     headers: tuple[str, ...]
     cells: Sequence[str]
     breakable: bool = False
-    floor: int | None = None  # the cells may be shortened from the left down to this width
+    floor: int | None = None  # the cells may be shortened (with an ellipsis) down to this
+    # The parts each cell breaks between, when not its tokens (see `Pieces`).
+    tokens: Sequence[Sequence[str]] | None = None
 
     @property
     def full(self) -> int:
@@ -135,7 +158,9 @@ class Column:
     def least(self) -> int:
         last = self.headers[-1]
         if self.breakable:
-            return max(longest_token([last]), longest_token(self.cells), 1)
+            parts = (max((cell_len(t) for cell in self.tokens for t in cell), default=0)
+                     if self.tokens is not None else longest_token(self.cells))
+            return max(longest_token([last]), parts, 1)
         least = max((cell_len(c) for c in self.cells), default=0)
         if self.floor is not None:
             least = min(least, self.floor)
@@ -165,6 +190,59 @@ def fit(columns: Sequence[Column], room: int, gap: int,
         widths[index] += add
         spare -= add
     return widths
+
+
+@dataclass
+class Pieces:
+    """A cell's parts, each never broken across lines (`x=6.9e-12(wrong)`, a word), with
+    what goes before each when it shares a line with the one before (`"  "`, `" "`, or
+    `""` for the value after `name=`). Unlike `tokens`, a part may hold spaces and
+    brackets: a user's name is one part whatever it holds."""
+
+    parts: list[tuple[str, Text]]
+
+    @classmethod
+    def joined(cls, parts: Iterable[Text], glue: str) -> Pieces:
+        return cls([(glue if i else "", part) for i, part in enumerate(parts)])
+
+    @property
+    def plain(self) -> str:
+        return "".join(glue + part.plain for glue, part in self.parts)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [part.plain for _, part in self.parts]
+
+    def _groups(self) -> list[list[tuple[str, Text]]]:
+        # A part glued on with "" (a value after its `name=`) goes with the one before it
+        # onto a new line, unless the two together are wider than the line.
+        groups: list[list[tuple[str, Text]]] = []
+        for glue, part in self.parts:
+            if groups and glue == "":
+                groups[-1].append((glue, part))
+            else:
+                groups.append([(glue, part)])
+        return groups
+
+    def wrap(self, width: int) -> Text:
+        """The parts, as many on a line as fit `width`; a part wider gets a line of its own."""
+        text = Text()
+        used = 0
+        for group in self._groups():
+            size = sum(cell_len(part.plain) for _, part in group)
+            if used and used + cell_len(group[0][0]) + size > width and size <= width:
+                text.append("\n")  # the whole group on a line of its own
+                used = 0
+            for glue, part in group:
+                if used and used + cell_len(glue) + cell_len(part.plain) <= width:
+                    text.append(glue)
+                    used += cell_len(glue)
+                elif used:
+                    text.append("\n")
+                    used = 0
+                text.append_text(part)
+                used += cell_len(part.plain)
+        return text
 
 
 class Trimmed:

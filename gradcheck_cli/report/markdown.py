@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from gradcheck_cli.report import Advise, ReportOptions, advice_line, format_error, result_id
+from gradcheck_cli.report import Advise, ReportOptions, advice_line, entry_error, result_id
+from gradcheck_cli.report.safe import shown
 from gradcheck_cli.results import CheckResult, Status, Summary
 
 COLUMNS = ("Spec", "Function", "Case", "Device", "Check", "Status", "Max error per input")
@@ -61,8 +62,7 @@ def _errors_cell(result: CheckResult) -> str:
         return escape((result.message.strip().splitlines() or [""])[0])
     entries = []
     for entry in result.inputs:
-        value = "non-finite" if entry.note else format_error(entry.max_abs_error)
-        text = escape(f"{entry.name}={value}")
+        text = escape(f"{entry.name}={entry_error(entry)}")
         entries.append(text if entry.passed else f"**{text} (wrong)**")
     return ", ".join(entries)
 
@@ -81,9 +81,9 @@ def _row(cells: list[str]) -> str:
 
 
 def table(results: list[CheckResult]) -> list[str]:
-    """The results table: one row per result."""
+    """The results table: one row per result (names escaped: see `safe`)."""
     lines = [_row(list(COLUMNS)), _row(["---"] * len(COLUMNS))]
-    for r in results:
+    for r in map(shown, results):
         lines.append(_row([
             escape(r.spec or r.module or "?"),
             escape(r.function or "-"),
@@ -98,6 +98,7 @@ def table(results: list[CheckResult]) -> list[str]:
 
 def section(result: CheckResult, advise: Advise) -> list[str]:
     """What went wrong with one failed or errored result, and the command that reruns it."""
+    result = shown(result)
     head = f"#### {MARKS[result.status]} {result.status.value.upper()} {code(result_id(result))}"
     if result.seed is not None:
         head += f" (seed {result.seed})"

@@ -15,13 +15,18 @@ in this order, until they do:
 6. Spec names are shortened from the left, down to 10 columns (`…oken.yaml`);
 7. Spec goes, when every row has the same spec;
 8. Time goes;
-9. Spec goes.
+9. Spec goes, when the rows still tell results apart without it (by Function, case,
+   device and check); else it stays, shortened;
+10. an entry of the max errors may break after its `=`: `grad_output=` above `2e-10`;
+11. Function names (with their case) are shortened in the middle, down to 8 columns
+    (`MulA…pped`, `Sca…[neg…]`).
 
-Function, Status and the max errors always stay, whole. Only when they alone are wider
-than the console (a console under about 60 columns, or a very long name) does the table
-run past the edge, rather than cut a name. Space left over goes back, in order, to
-Status, Spec and the max errors. The failure headings and the `reproduce:` lines under
-the table are never wrapped: they are copied and pasted.
+Function, Check, Status and the max errors always stay, and no number or input name is
+ever split. Only when they are wider than the console at their narrowest (a console under
+about 45 columns, or long input names) does the table run past the edge, rather than cut
+a number. Space left over goes back, in order, to Status, Spec and the max errors. The
+failure headings and the `reproduce:` lines under the table are never wrapped: they are
+copied and pasted.
 """
 
 from __future__ import annotations
@@ -30,10 +35,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rich import box
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report.layout import Column, fit, shorten_path, span, wrap_text
+from gradcheck_cli.report.layout import (
+    Column,
+    Pieces,
+    fit,
+    shorten_middle,
+    shorten_path,
+    span,
+)
 
 SPEC, FUNCTION, CASE, DEVICE, CHECK, STATUS, ERRORS, TIME = (
     "Spec", "Function", "Case", "Device", "Check", "Status", "Max error per input", "Time")
@@ -42,15 +55,18 @@ BREAKABLE = (STATUS, ERRORS)
 GROW = (STATUS, SPEC, ERRORS)  # who gets the space left over, first to last
 HEADERS: dict[str, tuple[str, ...]] = {ERRORS: (ERRORS, "Max error")}
 SPEC_FLOOR = 10
+FUNCTION_FLOOR = 8  # as wide as the header
 
 
 @dataclass
 class Row:
-    """One result's cells, as plain strings except the styled status and errors."""
+    """One result's cells, as plain strings except the styled status and errors (parts
+    that never break: whole entries, and the same entries split after their `=`)."""
 
     cells: dict[str, str]
-    status: Text
-    errors: Text
+    status: Pieces
+    errors: Pieces
+    errors_split: Pieces | None = None
 
 
 @dataclass
@@ -62,6 +78,8 @@ class Plan:
     short_checks: bool = False
     spec_floor: int | None = None
     case_in_function: bool = False
+    split_entries: bool = False
+    function_floor: int | None = None
 
 
 def short_check(name: str) -> str:
@@ -78,18 +96,30 @@ def _value(row: Row, name: str, plan: Plan) -> str:
     return value
 
 
-def _plain(rows: Sequence[Row], name: str, plan: Plan) -> list[str]:
+def _pieces(row: Row, name: str, plan: Plan) -> Pieces:
     if name == STATUS:
-        return [r.status.plain for r in rows]
-    if name == ERRORS:
-        return [r.errors.plain for r in rows]
-    return [_value(r, name, plan) for r in rows]
+        return row.status
+    if plan.split_entries and row.errors_split is not None:
+        return row.errors_split
+    return row.errors
+
+
+def _floor(name: str, plan: Plan) -> int | None:
+    return {SPEC: plan.spec_floor, FUNCTION: plan.function_floor}.get(name)
 
 
 def columns(rows: Sequence[Row], plan: Plan) -> list[Column]:
-    return [Column(HEADERS.get(name, (name,)), _plain(rows, name, plan), name in BREAKABLE,
-                   plan.spec_floor if name == SPEC else None)
-            for name in plan.names]
+    fitted = []
+    for name in plan.names:
+        headers = HEADERS.get(name, (name,))
+        if name in BREAKABLE:
+            pieces = [_pieces(r, name, plan) for r in rows]
+            fitted.append(Column(headers, [p.plain for p in pieces], True,
+                                 tokens=[p.tokens for p in pieces]))
+        else:
+            fitted.append(Column(headers, [_value(r, name, plan) for r in rows],
+                                 floor=_floor(name, plan)))
+    return fitted
 
 
 def _uniform(values: Sequence[str]) -> bool:
@@ -123,6 +153,21 @@ def _drop(name: str) -> Callable[[Plan, Sequence[Row]], None]:
     return step
 
 
+def _drop_spec_if_distinct(plan: Plan, rows: Sequence[Row]) -> None:
+    # Ten specs of one Function would give ten rows alike without their Spec: keep it.
+    keys = [tuple(r.cells[n] for n in (FUNCTION, CASE, DEVICE, CHECK)) for r in rows]
+    if SPEC in plan.names and len(set(keys)) == len(keys):
+        plan.names.remove(SPEC)
+
+
+def _split_entries(plan: Plan, rows: Sequence[Row]) -> None:
+    plan.split_entries = True
+
+
+def _shorten_functions(plan: Plan, rows: Sequence[Row]) -> None:
+    plan.function_floor = FUNCTION_FLOOR
+
+
 def _case_in_function(plan: Plan, rows: Sequence[Row]) -> None:
     if CASE in plan.names:
         plan.names.remove(CASE)
@@ -131,7 +176,8 @@ def _case_in_function(plan: Plan, rows: Sequence[Row]) -> None:
 
 # The order the module's docstring (and the README) gives: change both together.
 STEPS = (_narrow_gaps, _drop_when_uniform(DEVICE), _drop_when_uniform(CASE), _short_checks,
-         _case_in_function, _shorten_specs, _drop_when_uniform(SPEC), _drop(TIME), _drop(SPEC))
+         _case_in_function, _shorten_specs, _drop_when_uniform(SPEC), _drop(TIME),
+         _drop_spec_if_distinct, _split_entries, _shorten_functions)
 
 
 def plan_for(rows: Sequence[Row], width: int) -> Plan:
@@ -161,11 +207,27 @@ def results_table(rows: Sequence[Row], width: int) -> tuple[Table, int]:
     return table, span(widths, plan.gap)
 
 
+def shorten_function(function: str, case: str | None, width: int) -> str:
+    """`function`, or `function[case]`, in `width` columns: each part shortened in the
+    middle, the case given what the function leaves (and the other way round)."""
+    if case is None:
+        return shorten_middle(function, width)
+    if cell_len(function) + cell_len(case) + 2 <= width:
+        return f"{function}[{case}]"
+    room = max(width - 2, 2)
+    name = shorten_middle(function, max(room // 2, room - cell_len(case), 1))
+    return f"{name}[{shorten_middle(case, max(room - cell_len(name), 1))}]"
+
+
 def _cell(row: Row, name: str, plan: Plan, width: int) -> Text:
-    if name == STATUS:
-        return wrap_text(row.status, width)
-    if name == ERRORS:
-        return wrap_text(row.errors, width)
+    if name in BREAKABLE:
+        return _pieces(row, name, plan).wrap(width)
     value = _value(row, name, plan)
+    if name == SPEC:
+        value = shorten_path(value, width)
+    elif name == FUNCTION and cell_len(value) > width:
+        case = row.cells[CASE]
+        joined = plan.case_in_function and case not in ("default", "-")
+        value = shorten_function(row.cells[FUNCTION], case if joined else None, width)
     # Text, not str: a str cell is read as markup, and `ScaleBy[negative]` would lose its case.
-    return Text(shorten_path(value, width) if name == SPEC else value)
+    return Text(value)

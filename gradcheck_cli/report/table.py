@@ -19,6 +19,7 @@ from gradcheck_cli.report import (
     Advise,
     ReportOptions,
     advice_line,
+    entry_error,
     format_error,
     layout,
     narrow,
@@ -26,6 +27,7 @@ from gradcheck_cli.report import (
 )
 from gradcheck_cli.report.layout import (
     Column,
+    Pieces,
     Trimmed,
     console_for,
     fit,
@@ -34,6 +36,7 @@ from gradcheck_cli.report.layout import (
     span,
     wrap_text,
 )
+from gradcheck_cli.report.safe import shown_all
 from gradcheck_cli.results import CheckResult, Status, format_index
 
 STYLES = {
@@ -44,24 +47,30 @@ STYLES = {
 }
 
 
-def _errors_cell(result: CheckResult) -> Text:
-    text = Text()
+def _errors_cell(result: CheckResult, split: bool = False) -> Pieces:
+    """`w=1.6(wrong)  b=8.2e-11`: one part per input, never broken whatever its name holds
+    (`split`: the name and its value two parts, the value never broken); a skip's reason
+    in words."""
+    parts: list[tuple[str, Text]] = []
     for i, entry in enumerate(result.inputs):
-        if i:
-            text.append("  ")
-        value = "non-finite" if entry.note else format_error(entry.max_abs_error)
-        # No space inside an entry: the cell wraps between inputs, never within one.
-        text.append(f"{entry.name}={value}", style="" if entry.passed else "red")
+        style = "" if entry.passed else "red"
+        value = Text(entry_error(entry), style=style)
         if not entry.passed:
-            text.append("(wrong)", style="bold red")
+            value.append("(wrong)", style="bold red")
+        name = Text(f"{entry.name}=", style=style)
+        if split:
+            parts += [("  " if i else "", name), ("", value)]
+        else:
+            parts.append(("  " if i else "", name + value))
     if not result.inputs and result.status is Status.SKIPPED:
-        text.append(result.message, style="dim")
-    return text
+        return Pieces.joined((Text(w, style="dim") for w in result.message.split()), " ")
+    return Pieces(parts)
 
 
 def _row(r: CheckResult) -> narrow.Row:
-    status = Text(r.status.value + (" (cached)" if r.cached else "")
-                  + (" (probe)" if r.mode == "probe" else ""), style=STYLES[r.status])
+    words = [r.status.value, *(["(cached)"] if r.cached else []),
+             *(["(probe)"] if r.mode == "probe" else [])]
+    status = Pieces.joined((Text(w, style=STYLES[r.status]) for w in words), " ")
     cells = {
         narrow.SPEC: PurePath(r.spec or r.module or "?").name,
         narrow.FUNCTION: r.function or "-",
@@ -70,12 +79,14 @@ def _row(r: CheckResult) -> narrow.Row:
         narrow.CHECK: r.check,
         narrow.TIME: f"{r.duration:.2f}s",
     }
-    return narrow.Row(cells, status, _errors_cell(r) if r.function else Text(""))
+    if not r.function:
+        return narrow.Row(cells, status, Pieces([]))
+    return narrow.Row(cells, status, _errors_cell(r), _errors_cell(r, split=True))
 
 
 def build_table(results: list[CheckResult], width: int = layout.DEFAULT_WIDTH) -> Trimmed:
     """The results table fitted to `width` (see `narrow` for what gives way, in which order)."""
-    table, needed = narrow.results_table([_row(r) for r in results], width)
+    table, needed = narrow.results_table([_row(r) for r in shown_all(results)], width)
     return Trimmed(table, needed)
 
 
@@ -146,7 +157,7 @@ def _input_table(result: CheckResult, width: int) -> RenderableType:
         worst = ""
         if entry.worst is not None and not entry.passed:
             worst = f"{entry.name}{format_index(entry.worst.input_index)}"
-        rows.append([entry.name, format_error(entry.max_abs_error),
+        rows.append([entry.name, entry_error(entry),
                      format_error(entry.max_rel_error),
                      f"{entry.wrong_elements}" if entry.numel else "-", worst])
     fitted = [Column(headers, [row[i] for row in rows])
@@ -293,6 +304,7 @@ def render(results: list[CheckResult], options: ReportOptions) -> None:
 
 
 def write(console: Console, results: list[CheckResult], options: ReportOptions) -> None:
+    results = shown_all(results)
     width = console.width
     plain = [r for r in results if r.capabilities is None]
     if plain:
