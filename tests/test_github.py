@@ -49,9 +49,10 @@ def test_only_failed_and_errored_results_are_annotated() -> None:
 
 
 def test_message_escapes_newlines_percent_and_keeps_colons_and_commas() -> None:
-    result = _result(message="first: a, b\r\nsecond 100%", reproduce="gradcheck-cli x.yaml")
+    result = _result(message="first: a, b\r\nsecond 100%\rover", reproduce="gradcheck-cli x.yaml")
     _, message = _split(github.annotation(result))
-    assert message == "first: a, b%0D%0Asecond 100%25%0Areproduce: gradcheck-cli x.yaml"
+    # A CRLF is a line break; a lone CR (it would overwrite the line in a log) is shown.
+    assert message == ("first: a, b%0Asecond 100%25\\rover%0Areproduce: gradcheck-cli x.yaml")
     assert "\n" not in github.annotation(result) and "\r" not in github.annotation(result)
 
 
@@ -59,7 +60,7 @@ def test_properties_escape_colons_commas_and_newlines() -> None:
     result = _result(Status.ERROR, location="dir,with:odd\nname/op.py:7", function="Op,Two")
     command = github.annotation(result)
     props, _ = _split(command)  # splitting on "," still works: commas inside are escaped
-    assert props["file"] == "dir%2Cwith%3Aodd%0Aname/op.py"
+    assert props["file"] == "dir%2Cwith%3Aodd\\nname/op.py"  # a name holds no line break
     assert props["line"] == "7"
     assert props["title"] == "gradcheck error%3A Op%2CTwo [cpu]"
 

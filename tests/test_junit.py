@@ -140,6 +140,8 @@ def test_problem_before_checking_is_named_collect() -> None:
 
 
 def test_markup_and_illegal_characters_are_safe() -> None:
+    """What XML cannot hold (NUL, ESC, a lone surrogate) is shown escaped, not dropped: a
+    reader sees that the message held them."""
     result = _results()[1]
     result.message = 'bad <tag> & "quote"\x00\x1b[31m\ud800 end'
     result.function = "Op<T>"
@@ -148,7 +150,7 @@ def test_markup_and_illegal_characters_are_safe() -> None:
     root = ET.fromstring(text.encode("utf-8"))
     failure = root.find(".//failure")
     assert failure is not None
-    assert failure.get("message") == 'bad <tag> & "quote"[31m end'
+    assert failure.get("message") == 'bad <tag> & "quote"\\x00\\x1b[31m\\ud800 end'
     assert _cases(root)[0].get("classname") == "ops.broken.Op<T>"
 
 

@@ -5,6 +5,8 @@
 
 from gradcheck_cli.report import Advise, ReportOptions, advice_line, name_advice
 from gradcheck_cli.report.location import Position, position
+from gradcheck_cli.report.naming import distinct
+from gradcheck_cli.report.safe import shown
 from gradcheck_cli.results import CheckResult, Status
 
 
@@ -29,8 +31,11 @@ def title(result: CheckResult) -> str:
     return f"{check} {result.status.value}: {subject}{suffix}"
 
 
-def annotation(result: CheckResult, advise: Advise = name_advice) -> str:
-    """The `::error file=...,line=...,title=...::message` command for one result."""
+def annotation(result: CheckResult, advise: Advise = name_advice,
+               heading: str | None = None) -> str:
+    """The `::error file=...,line=...,title=...::message` command for one result (titled
+    `heading` when given); names and messages escaped (see `safe`): a log shows them."""
+    result = shown(result)
     props: list[tuple[str, str]] = []
     where = position(result)
     if result.status is Status.FAILED and result.function is not None and result.module \
@@ -45,7 +50,7 @@ def annotation(result: CheckResult, advise: Advise = name_advice) -> str:
             props.append(("line", str(where.line)))
         if where.column is not None:
             props.append(("col", str(where.column)))
-    props.append(("title", title(result)))
+    props.append(("title", heading if heading is not None else title(result)))
     message = result.message.strip() or f"{result.check} {result.status.value}"
     advice = advice_line(result, advise)
     if advice:
@@ -57,8 +62,12 @@ def annotation(result: CheckResult, advise: Advise = name_advice) -> str:
 
 
 def annotations(results: list[CheckResult], advise: Advise = name_advice) -> list[str]:
-    """One workflow command per failed or errored result, in order; none for the rest."""
-    return [annotation(r, advise) for r in results if r.status.is_problem]
+    """One workflow command per failed or errored result, in order; none for the rest. No
+    two share a title: one shared by two specs' results says its spec."""
+    problems = [r for r in results if r.status.is_problem]
+    titles = distinct([title(shown(r)) for r in problems], problems,
+                      lambda r: shown(r).spec or shown(r).module or "?")
+    return [annotation(r, advise, t) for r, t in zip(problems, titles)]
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:

@@ -6,8 +6,17 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from gradcheck_cli.report import Advise, ReportOptions, advice_line, format_error, name_advice
+from gradcheck_cli.report import (
+    Advise,
+    ReportOptions,
+    advice_line,
+    entry_error,
+    format_error,
+    name_advice,
+)
 from gradcheck_cli.report.location import position
+from gradcheck_cli.report.naming import cut, distinct, identity
+from gradcheck_cli.report.safe import shown
 from gradcheck_cli.results import CheckResult, InputError, Status, Summary, format_index
 
 SUITE_NAME = "gradcheck-cli"
@@ -19,7 +28,8 @@ _ELEMENT = {Status.FAILED: "failure", Status.ERROR: "error", Status.SKIPPED: "sk
 
 
 def xml_safe(text: str) -> str:
-    """`text` without the characters XML 1.0 cannot hold, even escaped."""
+    """`text` without the characters XML 1.0 cannot hold, even escaped (the reports escape
+    them visibly before: see `safe`; this is the last guard)."""
     return _ILLEGAL_XML.sub("", text)
 
 
@@ -40,12 +50,24 @@ def classname(result: CheckResult) -> str:
 
 
 def testcase_name(result: CheckResult) -> str:
-    """`gradcheck[cpu]`, `gradcheck[cpu-wide]`; `collect` for problems found before checking."""
+    """`gradcheck[cpu]`, `gradcheck[cpu-wide]`; `collect` for problems found before checking.
+    Alone it may be shared by two results: `testcase_names` makes them unique."""
     params = [result.device] if not result.before_checks else []
     if result.case != "default":
         params.append(result.case)
     base = result.check if not result.before_checks else "collect"
     return base + (f"[{'-'.join(params)}]" if params else "")
+
+
+def testcase_names(results: list[CheckResult]) -> list[tuple[str, str]]:
+    """Each result's (classname, name), no two alike: CI dashboards merge test cases that
+    share both. A name shared by results of two specs says its spec
+    (`gradcheck[cpu] (specs/a.yaml)`); long names are cut, with a hash that keeps them apart."""
+    safe = [shown(r) for r in results]
+    classes = [cut(classname(r), identity(raw)) for r, raw in zip(safe, results)]
+    names = distinct([testcase_name(r) for r in safe], results,
+                     lambda r: shown(r).spec or shown(r).module or "?", groups=classes)
+    return list(zip(classes, names))
 
 
 def _value(value: float | list[float]) -> str:
@@ -71,8 +93,7 @@ def input_table(inputs: list[InputError]) -> list[str]:
         verdict = "ok" if entry.passed else "WRONG"
         if entry.note:
             verdict += f" ({entry.note})"
-        rows.append([entry.name, format_error(entry.max_abs_error),
-                     format_error(entry.max_rel_error),
+        rows.append([entry.name, entry_error(entry), format_error(entry.max_rel_error),
                      str(entry.wrong_elements) if entry.numel else "-", verdict, _worst(entry)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -81,7 +102,9 @@ def input_table(inputs: list[InputError]) -> list[str]:
 
 def details(result: CheckResult, advise: Advise = name_advice) -> str:
     """The text of a failure, error or skip: message, per-input errors, diagnoses, advice
-    (failures and errors, worded by `advise`), reproduce."""
+    (failures and errors, worded by `advise`), reproduce. Names and messages are escaped
+    (see `safe`): this text also goes to a terminal (the pytest plugin)."""
+    result = shown(result)
     lines = [result.message or result.status.value]
     if result.location:
         lines.append(f"at {result.location}")
@@ -101,10 +124,11 @@ def details(result: CheckResult, advise: Advise = name_advice) -> str:
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, result: CheckResult, advise: Advise) -> None:
-    attrs = {"classname": classname(result), "name": testcase_name(result),
+def _testcase(suite: ET.Element, result: CheckResult, names: tuple[str, str],
+              advise: Advise) -> None:
+    attrs = {"classname": names[0], "name": names[1],
              "time": f"{max(result.duration, 0.0):.3f}"}
-    where = position(result)
+    where = position(shown(result))
     if where is not None:
         attrs["file"] = where.path
         if where.line is not None:
@@ -113,7 +137,7 @@ def _testcase(suite: ET.Element, result: CheckResult, advise: Advise) -> None:
     tag = _ELEMENT.get(result.status)
     if tag is None:
         return
-    first = (result.message.strip().splitlines() or [result.status.value])[0]
+    first = (shown(result).message.strip().splitlines() or [result.status.value])[0]
     outcome = ET.SubElement(case, tag, {"message": xml_safe(first)})
     outcome.text = xml_safe(details(result, advise))
 
@@ -126,8 +150,8 @@ def document(results: list[CheckResult], summary: Summary,
               "time": f"{max(summary.duration, 0.0):.3f}"}
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
-    for result in results:
-        _testcase(suite, result, advise)
+    for result, names in zip(results, testcase_names(results)):
+        _testcase(suite, result, names, advise)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
