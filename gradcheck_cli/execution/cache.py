@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.machinery
 import json
 import os
 import platform
@@ -46,6 +47,9 @@ ENV_NAMES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE",
 DETERMINISTIC_SKIPS = ("is decorated @once_differentiable", "CUDA not available")
 
 KEY_BYTES = 32
+CACHE_FOLDER = ".gradcheck_cache"
+# A user module's file: Python source, or a compiled extension (a rebuilt .so changes it).
+_SOURCE_SUFFIXES = (".py", *importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def _digest(path: Path) -> str | None:
@@ -105,14 +109,68 @@ def _library_roots() -> list[Path]:
 
 _baseline: set[str] = set()  # modules loaded before the first user file (`mark_baseline`)
 _marked: list[bool] = []
+_opened: set[str] = set()  # files opened for reading since `mark_baseline` (absolute)
+_own_folders: set[str] = set()  # the cache's folders: its reads are not the user's
+MAX_TRACKED = 10_000
+# torch.compile's own caches: rewritten by every compile, never the user's data.
+_COMPILER_CACHES = ("/torchinductor_", "/.triton/", "/triton/cache")
+_TOO_MANY = "/nonexistent/gradcheck-cli: too many files opened to track"
+# Where files opened for reading are the system's or the process's, not the user's data.
+_SYSTEM = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/", "/lib/", "/lib64/", "/bin/",
+           "/sbin/", "/run/")
+_WRITING = os.O_WRONLY | os.O_RDWR | getattr(os, "O_CREAT", 0) | getattr(os, "O_TRUNC", 0)
+
+
+def _reads(mode: Any, flags: Any) -> bool:
+    if isinstance(mode, str):
+        return not any(c in mode for c in "wax+")
+    return isinstance(flags, int) and not flags & _WRITING
+
+
+def _on_open(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: note each file the user's code opens for reading (a data file, a weight
+    file, an extension library), as a dependency of the checks that follow. Must never
+    raise: an exception here would make the user's `open` fail."""
+    if event != "open" or not _marked:
+        return
+    try:
+        path, mode, flags = [*args, None, None, None][:3]
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str) or not _reads(mode, flags):
+            return
+        path = os.path.abspath(path)
+        if not path.startswith(_SYSTEM) and not any(c in path for c in _COMPILER_CACHES):
+            # Past the cap, a name that is no file: every later result is left uncached.
+            _opened.add(path if len(_opened) < MAX_TRACKED else _TOO_MANY)
+    except Exception:  # see the docstring
+        return
 
 
 def mark_baseline() -> None:
     """Remember the modules loaded before any user code ran in this process (once): a
-    module loaded later, wherever its file lies, is the user's doing and a dependency."""
+    module loaded later, wherever its file lies, is the user's doing and a dependency; so
+    is a file opened for reading from then on."""
     if not _marked:
         _baseline.update(sys.modules)
         _marked.append(True)
+        sys.addaudithook(_on_open)
+
+
+def generation() -> int:
+    """Changes whenever `dependencies` could give more files (a module loaded, a file opened)."""
+    return len(sys.modules) + len(_opened)
+
+
+def _extension_libraries() -> set[str]:
+    """Native libraries loaded through torch (`torch.ops.load_library`): a rebuilt kernel
+    changes the verdict."""
+    torch = sys.modules.get("torch")
+    ops = getattr(torch, "ops", None) if torch is not None else None
+    loaded = getattr(ops, "loaded_libraries", None)
+    return {str(p) for p in loaded if isinstance(p, str)} if isinstance(loaded, set) else set()
 
 
 def project_root(path: Path) -> Path | None:
@@ -151,7 +209,7 @@ def dependencies(module_path: Path) -> list[str]:
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
         # Some modules (torch.ops) carry a relative, made-up __file__: not a file of ours.
-        if (not isinstance(filename, str) or not filename.endswith(".py")
+        if (not isinstance(filename, str) or not filename.endswith(_SOURCE_SUFFIXES)
                 or not os.path.isabs(filename)):
             continue
         path = Path(filename).resolve()
@@ -159,6 +217,13 @@ def dependencies(module_path: Path) -> list[str]:
             continue
         later = bool(_marked) and name not in _baseline
         if (_inside(path, roots) or later) and not _inside(path, libraries) and path.is_file():
+            files.add(str(path))
+    for opened in (*_opened, *_extension_libraries()):
+        path = Path(opened).resolve()
+        # A file opened then removed stays listed: its missing hash keeps the result
+        # out of the cache, as the check could not be repeated.
+        if not _inside(path, libraries) and CACHE_FOLDER not in path.parts \
+                and not _inside(path, [Path(f) for f in _own_folders]):
             files.add(str(path))
     return sorted(files)
 
@@ -236,6 +301,7 @@ class Cache:
 
     def __init__(self, folder: Path, secret: bytes | None = None) -> None:
         self.folder = folder
+        _own_folders.update({str(folder.resolve()), str(key_home().resolve())})
         self._secret = secret if secret is not None else signing_key()
         self._fixed = {"format": FORMAT, "tool": __version__, "torch": _torch_version(),
                        "env": environment(), "machine": machine()}

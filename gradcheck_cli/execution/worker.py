@@ -14,7 +14,7 @@ from types import ModuleType
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
-from gradcheck_cli.execution.cache import cacheable, dependencies, mark_baseline
+from gradcheck_cli.execution.cache import cacheable, dependencies, generation, mark_baseline
 from gradcheck_cli.execution.messages import (
     Discovered,
     Done,
@@ -37,9 +37,9 @@ _known: dict[Path, tuple[int, list[str]]] = {}
 
 
 def _dependencies(module: Path) -> list[str]:
-    """`cache.dependencies`, looked up again only once more modules have loaded (a scan of
-    every loaded module per passing check would cost milliseconds each)."""
-    loaded = len(sys.modules)
+    """`cache.dependencies`, looked up again only once more modules have loaded or files
+    were opened (a scan of every loaded module per passing check would cost milliseconds)."""
+    loaded = generation()
     known = _known.get(module)
     if known is None or known[0] != loaded:
         known = _known[module] = (loaded, dependencies(module))

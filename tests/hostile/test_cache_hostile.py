@@ -184,6 +184,51 @@ def test_a_file_imported_from_outside_the_project_is_a_dependency(tmp_path: Path
     assert _seen(_run(project, env=env, home="../home")) == [("failed", False)]
 
 
+
+@pytest.mark.parametrize("jobs", ["0", "1"])
+@pytest.mark.parametrize("where", ["project", "outside"])
+def test_a_data_file_the_op_reads_is_a_dependency(tmp_path: Path, jobs: str, where: str) -> None:
+    """The backward's factor comes from a text file read lazily in backward, inside the
+    project or far outside it: editing the file must not leave a cached pass."""
+    project = tmp_path / "project"
+    _write(project / "pyproject.toml", "[project]\nname = 'demo'\n")
+    data = (project if where == "project" else tmp_path / "data") / "factor.txt"
+    _write(data, "2\n")
+    _write(project / "ops.py", OPS.replace(
+        "return 2 * x * g",
+        f"return float(open({str(data)!r}).read()) * x * g"))
+    _write(project / "spec.yaml", SPEC)
+    assert _seen(_run(project, "-j", jobs, home="../home")) == [("passed", False)]
+    assert _seen(_run(project, "-j", jobs, home="../home")) == [("passed", True)]
+    data.write_text("3\n", encoding="utf-8")
+    assert _seen(_run(project, "-j", jobs, home="../home")) == [("failed", False)]
+    data.write_text("2\n", encoding="utf-8")
+    assert _seen(_run(project, "-j", jobs, home="../home")) == [("passed", True)]
+    data.unlink()
+    assert _seen(_run(project, "-j", jobs, home="../home"))[0][0] == "error"
+
+
+
+def test_a_file_opened_by_a_later_check_of_the_same_worker_is_its_dependency(
+        tmp_path: Path) -> None:
+    """One worker checks case `small`, then case `big`, whose backward alone reads a file:
+    the dependencies the worker worked out for `small` must not be reused for `big`."""
+    data = _write(tmp_path / "factor.txt", "2\n")
+    _write(tmp_path / "ops.py", OPS.replace(
+        "return 2 * x * g",
+        f"return (float(open({str(data)!r}).read()) if x.numel() == 4 else 2) * x * g"))
+    _write(tmp_path / "spec.yaml", "module: ops.py\nfunctions:\n  Square:\n    cases:\n"
+           "      - {name: small, inputs: [{shape: [3]}]}\n"
+           "      - {name: big, inputs: [{shape: [4]}]}\n")
+    def seen() -> dict[str, tuple[str, bool]]:
+        doc = _run(tmp_path, "-j", "1")
+        return {r["case"]: (r["status"], r["cached"]) for r in doc["results"]}
+
+    assert seen()["big"] == ("passed", False)
+    data.write_text("3\n", encoding="utf-8")
+    assert seen() == {"default": ("passed", True), "small": ("passed", True),
+                      "big": ("failed", False)}
+
 ONCE = '''
 import torch
 from torch.autograd.function import once_differentiable
