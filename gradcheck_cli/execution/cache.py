@@ -23,6 +23,8 @@ import stat
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,12 @@ def _library_roots() -> list[Path]:
 
 _baseline: set[str] = set()  # modules loaded before the first user file (`mark_baseline`)
 _marked: list[bool] = []
-_opened: set[str] = set()  # files opened for reading since `mark_baseline` (absolute)
+# Files opened for reading by the user's code, by the module whose import or check ran
+# (absolute paths): each module's are its checks' dependencies, however long the
+# process lives (the pytest plugin's, say).
+_reads: dict[str, set[str]] = {}
+_running: list[str] = []  # the module whose code runs now (`reading_for`)
+_count: list[int] = [0]  # files noted in all, for `generation`
 _own_folders: set[str] = set()  # the cache's folders: its reads are not the user's
 MAX_TRACKED = 10_000
 # torch.compile's own caches: rewritten by every compile, never the user's data.
@@ -121,7 +128,7 @@ _SYSTEM = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/", "/lib/", "/lib64/", "/b
 _WRITING = os.O_WRONLY | os.O_RDWR | getattr(os, "O_CREAT", 0) | getattr(os, "O_TRUNC", 0)
 
 
-def _reads(mode: Any, flags: Any) -> bool:
+def _for_reading(mode: Any, flags: Any) -> bool:
     if isinstance(mode, str):
         return not any(c in mode for c in "wax+")
     return isinstance(flags, int) and not flags & _WRITING
@@ -131,7 +138,7 @@ def _on_open(event: str, args: tuple[Any, ...]) -> None:
     """Audit hook: note each file the user's code opens for reading (a data file, a weight
     file, an extension library), as a dependency of the checks that follow. Must never
     raise: an exception here would make the user's `open` fail."""
-    if event != "open" or not _marked:
+    if event != "open" or not _running:
         return
     try:
         path, mode, flags = [*args, None, None, None][:3]
@@ -139,29 +146,44 @@ def _on_open(event: str, args: tuple[Any, ...]) -> None:
             path = os.fsdecode(path)
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
-        if not isinstance(path, str) or not _reads(mode, flags):
+        if not isinstance(path, str) or not _for_reading(mode, flags):
             return
         path = os.path.abspath(path)
-        if not path.startswith(_SYSTEM) and not any(c in path for c in _COMPILER_CACHES):
-            # Past the cap, a name that is no file: every later result is left uncached.
-            _opened.add(path if len(_opened) < MAX_TRACKED else _TOO_MANY)
+        # Bytecode is derived from a source file that counts already.
+        if not path.startswith(_SYSTEM) and not path.endswith(".pyc") \
+                and not any(c in path for c in _COMPILER_CACHES):
+            reads = _reads.setdefault(_running[-1], set())
+            if path not in reads:
+                # Past the cap, a name that is no file: the module's results stay uncached.
+                reads.add(path if len(reads) < MAX_TRACKED else _TOO_MANY)
+                _count[0] += 1
     except Exception:  # see the docstring
         return
 
 
 def mark_baseline() -> None:
     """Remember the modules loaded before any user code ran in this process (once): a
-    module loaded later, wherever its file lies, is the user's doing and a dependency; so
-    is a file opened for reading from then on."""
+    module loaded later, wherever its file lies, is the user's doing and a dependency."""
     if not _marked:
         _baseline.update(sys.modules)
         _marked.append(True)
         sys.addaudithook(_on_open)
 
 
+@contextmanager
+def reading_for(module: Path) -> Iterator[None]:
+    """While the user's `module` is imported or checked, the files opened for reading are
+    its dependencies (a data file, weights, an extension library)."""
+    _running.append(str(module.resolve()))
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
 def generation() -> int:
     """Changes whenever `dependencies` could give more files (a module loaded, a file opened)."""
-    return len(sys.modules) + len(_opened)
+    return len(sys.modules) + _count[0]
 
 
 def _extension_libraries() -> set[str]:
@@ -218,7 +240,7 @@ def dependencies(module_path: Path) -> list[str]:
         later = bool(_marked) and name not in _baseline
         if (_inside(path, roots) or later) and not _inside(path, libraries) and path.is_file():
             files.add(str(path))
-    for opened in (*_opened, *_extension_libraries()):
+    for opened in (*_reads.get(str(module_path), ()), *_extension_libraries()):
         path = Path(opened).resolve()
         # A file opened then removed stays listed: its missing hash keeps the result
         # out of the cache, as the check could not be repeated.

@@ -14,7 +14,13 @@ from types import ModuleType
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
-from gradcheck_cli.execution.cache import cacheable, dependencies, generation, mark_baseline
+from gradcheck_cli.execution.cache import (
+    cacheable,
+    dependencies,
+    generation,
+    mark_baseline,
+    reading_for,
+)
 from gradcheck_cli.execution.messages import (
     Discovered,
     Done,
@@ -55,7 +61,7 @@ def _import(path: Path) -> GradcheckCliError | ModuleType:
     mark_baseline()  # the first time: what loads from now on is the user's doing
     with escapes.watch() as watch:
         try:
-            with user_output_to_stderr():
+            with user_output_to_stderr(), reading_for(path):
                 module: ModuleType = isolation.watch_import(path, lambda: import_file(path))
         except GradcheckCliError as exc:
             return exc
@@ -79,7 +85,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         try:
             if isinstance(module, GradcheckCliError):
                 raise module
-            with user_output_to_stderr():
+            with user_output_to_stderr(), reading_for(job.discover):
                 names = [t.name for t in find_targets(module, job.discover)]
         except GradcheckCliError as exc:
             yield Finished(-1, error_result(job.discover, None, exc).to_dict())
@@ -97,7 +103,7 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
     for index, task in enumerate(job.tasks):
         yield Started(index)
         started = time.perf_counter()
-        with user_output_to_stderr():
+        with user_output_to_stderr(), reading_for(task.module):
             result = execute(task, options, first_order_ok=first_order_ok)
         result.duration = time.perf_counter() - started
         if CHECKS[task.check].first_order:
