@@ -27,12 +27,24 @@ Handler = Callable[[Message, Job], list[Job]]
 def _context() -> Any:  # a ForkServerContext or SpawnContext
     """Fork workers from a server that imported torch once (fast starts and replacements);
     spawn them where there is no fork server (Windows). Never fork this process itself:
-    it may hold threads, and fork copies their locks held."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    it may hold threads, and fork copies their locks held. The fork server listens on a
+    socket in the temp folder, whose path a long TMPDIR makes too long for AF_UNIX."""
+    if "forkserver" in multiprocessing.get_all_start_methods() and _socket_fits():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["gradcheck_cli.preload"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+# The longest AF_UNIX path (108 bytes on Linux, 104 on macOS, with the final NUL), less
+# what multiprocessing adds below the temp folder (`/pymp-XXXXXXXX/listener-XXXXXXXX`).
+_SOCKET_ROOM = 103 - 36
+
+
+def _socket_fits() -> bool:
+    import tempfile
+
+    return len(os.fsencode(tempfile.gettempdir())) <= _SOCKET_ROOM
 
 
 def start_server() -> None:

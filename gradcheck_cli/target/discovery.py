@@ -10,6 +10,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -184,25 +185,19 @@ class _SourceLoader(importlib.machinery.SourceFileLoader):
 
 @contextlib.contextmanager
 def from_source() -> Iterator[None]:
-    """Imports in this block (the user's file and whatever it imports) read no bytecode:
-    `sys.pycache_prefix` points at an empty folder of this process for the while."""
-    saved = sys.pycache_prefix
-    sys.pycache_prefix = _empty_pycache()
+    """Imports in this block (the user's file and whatever it imports) read and write no
+    bytecode: `sys.pycache_prefix` points below os.devnull, a folder that cannot exist,
+    so no temporary folder is left behind by a worker that never runs atexit."""
+    saved = sys.pycache_prefix, sys.dont_write_bytecode
+    sys.pycache_prefix = NO_PYCACHE
+    sys.dont_write_bytecode = True
     try:
         yield
     finally:
-        sys.pycache_prefix = saved
+        sys.pycache_prefix, sys.dont_write_bytecode = saved
 
 
-@functools.cache
-def _empty_pycache() -> str:
-    import atexit
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="gradcheck-cli-pycache-")
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
+NO_PYCACHE = os.path.join(os.devnull, "gradcheck-cli-pycache")
 
 
 def _import_unique(path: Path) -> ModuleType:

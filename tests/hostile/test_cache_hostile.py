@@ -366,3 +366,19 @@ def test_tiny_checks_are_exact_whatever_the_timing() -> None:
     assert cost.choose("auto", cost.Sizes((320, 320), 640, 8), 1 << 30, slow).mode == "probe"
     assert cost.choose("auto", tiny, 16, slow, nonzeros=64).mode == "probe"  # memory decides
     assert cost.choose("probe", tiny, 1 << 30, slow).mode == "probe"  # asked for
+
+
+@pytest.mark.parametrize("jobs", ["0", "2"])
+@pytest.mark.parametrize("temp_name", ["tmp", "t" * 100])
+def test_a_run_leaves_nothing_in_the_temp_folder(tmp_path: Path, jobs: str,
+                                                 temp_name: str) -> None:
+    """Importing from source once made a temporary pycache folder per process, which
+    workers (ended without atexit) left behind: hundreds after a day of runs. A temp
+    folder whose path is too long for the fork server's socket was an internal error."""
+    _write(tmp_path / "ops.py", OPS)
+    _write(tmp_path / "spec.yaml", SPEC)
+    temp = tmp_path / temp_name
+    temp.mkdir()
+    doc = _run(tmp_path, "-j", jobs, "--no-cache", env={"TMPDIR": str(temp)})
+    assert _seen(doc) == [("passed", False)]
+    assert sorted(p.name for p in temp.iterdir()) == []
