@@ -83,6 +83,7 @@ def run_items(items: list[Item], settings: Settings, *,
     duration = elapsed() if elapsed is not None else time.perf_counter() - started
     summary = Summary.of(outcome.results, duration)
     summary.interrupted = outcome.interrupted
+    summary.signal = outcome.signal
     if outcome.selection_error is not None:
         summary.selection_error = str(outcome.selection_error)
     return Report(outcome.results, summary, allow_empty=settings.allow_empty,

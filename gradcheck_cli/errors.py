@@ -16,6 +16,16 @@ class ExitCode(enum.IntEnum):
     INTERNAL_ERROR = 3  # a bug of gradcheck-cli
     USAGE_ERROR = 4  # bad option, missing path, unknown name
     NO_CHECKS = 5  # nothing collected
+    HANGUP = 129  # SIGHUP (a closed terminal): what finished is still reported
+    TERMINATED = 143  # SIGTERM (a CI cancel, `timeout`, `docker stop`): likewise
+
+    @classmethod
+    def for_signal(cls, signum: int | None) -> ExitCode:
+        """The code of an interrupted run: 128 + SIGTERM or SIGHUP, 2 for Ctrl-C."""
+        for code in (cls.HANGUP, cls.TERMINATED):
+            if signum is not None and code == 128 + signum:
+                return code
+        return cls.INTERRUPTED
 
 
 class GradcheckCliError(Exception):

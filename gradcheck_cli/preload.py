@@ -26,7 +26,7 @@ quiet_torch_import()
 import torch  # noqa: E402,F401
 
 import gradcheck_cli.execution.execute  # noqa: E402
-import gradcheck_cli.execution.worker  # noqa: E402,F401
+import gradcheck_cli.execution.worker  # noqa: E402
 
 
 def _exit_now() -> None:
@@ -43,3 +43,6 @@ def _exit_now() -> None:
 
 if _IN_FORK_SERVER:  # anywhere else os._exit(0) would replace the process's exit status
     atexit.register(_exit_now)
+    # A run killed outright (SIGKILL, the OOM killer) takes its fork server with it, and
+    # so, in turn, the workers (which do the same).
+    gradcheck_cli.execution.worker.die_with_parent()

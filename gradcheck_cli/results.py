@@ -152,6 +152,7 @@ class Summary:
     skipped: int = 0
     duration: float = 0.0
     interrupted: bool = False
+    signal: int | None = None  # the SIGTERM or SIGHUP that ended the run (exit 128 + it)
     # A Function or case chosen that matches nothing planned (a typo): a usage error.
     selection_error: str | None = None
 
@@ -171,12 +172,12 @@ class Summary:
     def exit_code(self) -> ExitCode:
         """The process exit status, as pytest's: the one place that decides it.
 
-        2 when interrupted, 4 when a Function or case chosen matches nothing, 1 when any
-        check failed or errored, 5 when nothing was collected, else 0 (skipped checks do
-        not fail a run).
+        2 when interrupted (128 + the signal for SIGTERM or SIGHUP), 4 when a Function or
+        case chosen matches nothing, 1 when any check failed or errored, 5 when nothing was
+        collected, else 0 (skipped checks do not fail a run).
         """
         if self.interrupted:
-            return ExitCode.INTERRUPTED
+            return ExitCode.for_signal(self.signal)
         if self.selection_error is not None:
             return ExitCode.USAGE_ERROR
         if self.failed or self.error:
@@ -200,5 +201,15 @@ class Summary:
             parts = ["no checks ran"]
         text = ", ".join(parts) + f" in {self.duration:.2f}s"
         if self.interrupted:
-            text += " (interrupted)"
+            text += " (interrupted)" if self.signal is None else (
+                f" (interrupted by {_signal_name(self.signal)})")
         return text
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -16,6 +16,9 @@ EXIT_INTERRUPTED = 2  # errors.ExitCode.INTERRUPTED, before anything is imported
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (pytest's convention)."""
     try:
+        from gradcheck_cli import signals
+
+        signals.install()
         from gradcheck_cli.cli.handler import invoke, started_now
 
         started_now()
@@ -27,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gradcheck_cli.cli.check import command
 
         return invoke(command, args, "gradcheck-cli")
-    except KeyboardInterrupt:  # while importing, before the handler could catch it
+    except KeyboardInterrupt as exc:  # while importing, before the handler could catch it
         exec("None")  # resets CPython's unhandled-KeyboardInterrupt flag: handler.interrupted
         sys.stderr.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        signum = getattr(exc, "signum", None)
+        return 128 + signum if isinstance(signum, int) else EXIT_INTERRUPTED

@@ -135,8 +135,8 @@ def command(**kwargs: Any) -> int:
     found and inputs inferred), .yaml specs, or folders (every spec below them).
     `gradcheck-cli init FILE.py` writes a starter spec.
 
-    Exit codes: 0 all passed, 1 a check failed or errored, 2 interrupted,
-    3 internal error, 4 usage error, 5 nothing collected.
+    Exit codes: 0 all passed, 1 a check failed or errored, 2 interrupted
+    (129 SIGHUP, 143 SIGTERM), 3 internal error, 4 usage error, 5 nothing collected.
     """
     from gradcheck_cli import api
     from gradcheck_cli.config import find_config

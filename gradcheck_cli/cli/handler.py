@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from gradcheck_cli import signals
 from gradcheck_cli.errors import ExitCode, GradcheckCliError
 from gradcheck_cli.version import __version__
 
@@ -46,8 +47,8 @@ def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
         return ExitCode.USAGE_ERROR
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        return interrupted()
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        return interrupted(exc)
     except GradcheckCliError as exc:
         click.echo(f"{prog}: error: {exc}", err=True)
         return int(exc.exit_code)
@@ -56,14 +57,15 @@ def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
         return ExitCode.USAGE_ERROR
     except Exception as exc:
         if _caused_by_ctrl_c(exc):
-            return interrupted()
+            return interrupted(exc)
         _unexpected(exc, prog, args, verbose)
         return ExitCode.INTERNAL_ERROR
     return int(code or 0)
 
 
-def interrupted() -> int:
-    """Say so and give exit code 2, once Ctrl-C has been caught.
+def interrupted(exc: BaseException | None = None) -> int:
+    """Say so and give exit code 2 (128 + the signal for SIGTERM or SIGHUP), once the
+    interrupt has been caught.
 
     If the KeyboardInterrupt passed through code that Python ran from a string (dataclasses
     and namedtuple build their methods with `exec`), CPython has noted it as unhandled and
@@ -71,7 +73,10 @@ def interrupted() -> int:
     """
     exec("None")  # resets the flag (see above)
     click.echo("interrupted", err=True)
-    return ExitCode.INTERRUPTED
+    while exc is not None and not isinstance(exc, KeyboardInterrupt):
+        exc = exc.__cause__ or exc.__context__
+    code = signals.exit_code(exc)
+    return code if code is not None else ExitCode.INTERRUPTED
 
 
 def _caused_by_ctrl_c(exc: BaseException) -> bool:

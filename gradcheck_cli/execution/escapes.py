@@ -52,7 +52,9 @@ class Watch:
             file=_display(file) if file else None, line=line)
 
     def _users(self, exc: KeyboardInterrupt, file: str | None) -> bool:
-        if self.signalled:
+        from gradcheck_cli import signals
+
+        if self.signalled or (isinstance(exc, signals.Terminated) and signals.RECEIVED):
             return False
         if self.watching:
             return True

@@ -56,6 +56,7 @@ class _Collector:
         self.undiscovered = 0  # bare .py files whose Functions are not known yet
         self.on_result = on_result
         self.total = 0
+        self.pending: dict[float, Task] = {}  # planned to run, no result yet
 
     def known_broken(self, task: Task) -> bool:
         spec = display(task.spec) if task.spec else None
@@ -71,11 +72,21 @@ class _Collector:
                 return
             self.broken.add(key)
         self.by_order[order] = result
+        self.pending.pop(order, None)
         if self.on_result is not None:
             self.on_result(result, len(self.by_order), self.total)
 
     def results(self) -> list[CheckResult]:
         return [self.by_order[k] for k in sorted(self.by_order)]
+
+    def mark_unfinished(self, options: RunOptions, why: str) -> None:
+        """After an interrupt: each planned check that did not finish is skipped with the
+        reason, so JUnit and JSON list it rather than leave it out."""
+        for order, task in sorted(self.pending.items()):
+            if not self.known_broken(task):
+                self.by_order[order] = task_result(task, options, f"not run: {why}",
+                                                   Status.SKIPPED)
+        self.pending.clear()
 
 
 def run(items: list[Item], options: RunOptions, on_result: Progress | None = None,
@@ -133,8 +144,11 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
             on_start(collector.total)
         if to_run or discover:
             _execute_all(to_run, discover, options, collector, cache)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         outcome.interrupted = True
+        outcome.signal = getattr(exc, "signum", None)
+        name = getattr(exc, "name", None)
+        collector.mark_unfinished(options, f"the run was interrupted ({name or 'Ctrl-C'})")
     if not outcome.interrupted and not collector.undiscovered:
         outcome.selection_error = unmatched_selection(options, collector.seen)
     outcome.results = collector.results()
@@ -155,6 +169,7 @@ def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector
             collector.add(float(task.order), hit)
         else:
             to_run.append(task)
+            collector.pending[float(task.order)] = task
     return to_run
 
 
@@ -194,6 +209,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
                 for task in tasks if CHECKS[task.check].double_backward)
     warm = cost.worth_importing_autograd(calls / workers)
     if options.jobs == 0:
+        from gradcheck_cli.execution.children import ended_after
         from gradcheck_cli.execution.worker import run_job_here
 
         if warm:
@@ -202,8 +218,9 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
             import_autograd_shapes()
         queue = deque(jobs)
         while (job := next_job(queue, collector.known_broken)) is not None:
-            for message in run_job_here(job, options):
-                queue.extend(_handle(message, job, record, found))
+            with ended_after():
+                for message in run_job_here(job, options):
+                    queue.extend(_handle(message, job, record, found))
     else:
         from gradcheck_cli.execution.pool import WorkerPool
 

@@ -48,6 +48,7 @@ class RunOutcome:
 
     results: list[CheckResult] = field(default_factory=list)
     interrupted: bool = False
+    signal: int | None = None  # the SIGTERM or SIGHUP that ended it, when one did
     # A Function or case chosen (-k, --case) that matches nothing: a typo, said as usage.
     selection_error: GradcheckCliError | None = None
 

@@ -113,6 +113,26 @@ def run_job_here(job: Job, options: RunOptions) -> Iterator[Message]:
         yield Finished(index, result.to_dict(), deps)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Linux: be killed when the process that started this one ends (a worker's is the
+    fork server, whose own is the run), so a worker stuck in the user's loop never
+    outlives a run that was killed. Elsewhere the closed pipe ends an idle worker."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
 def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
                 environ: dict[str, str] | None = None, import_autograd: bool = False) -> None:
     """A worker process: receive jobs, send messages, until told to stop (None)."""
@@ -123,6 +143,7 @@ def worker_main(conn: Connection, options: RunOptions, cwd: str | None = None,
         # (a `sleep 300` child would hold the run's output open after the run).
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
+    die_with_parent()
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
