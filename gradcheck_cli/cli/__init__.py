@@ -7,6 +7,7 @@ Ctrl-C in the first instant is caught by `main` like any other.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,31 @@ EXIT_INTERRUPTED = 2  # errors.ExitCode.INTERRUPTED, before anything is imported
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (pytest's convention)."""
+    """Run the command line; returns the exit code (pytest's convention).
+
+    As the process's entry point (no `argv`), a thread the user's code started and never
+    ended cannot keep the process alive after the report: it exits with the code.
+    """
+    code = _main(argv)
+    if argv is None:
+        _exit_past_user_threads(code)
+    return code
+
+
+def _exit_past_user_threads(code: int) -> None:
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        import os
+
+        os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         from gradcheck_cli import signals
 

@@ -152,3 +152,39 @@ def test_workers_and_the_fork_server_die_with_a_killed_run(tmp_path: Path) -> No
     for pid in _ours(marker):
         os.kill(pid, signal.SIGKILL)
     assert pythons == [], "a worker, the fork server or the resource tracker outlived the run"
+
+
+THREAD_OPS = '''
+import threading
+import time
+
+import torch
+
+threading.Thread(target=lambda: time.sleep(300)).start()
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad_output
+'''
+
+
+@pytest.mark.parametrize("jobs", ["0", "1"])
+def test_a_thread_the_op_started_does_not_keep_the_run_alive(tmp_path: Path, jobs: str
+                                                             ) -> None:
+    """A non-daemon thread started at import kept an in-process run from exiting."""
+    (tmp_path / "ops.py").write_text(THREAD_OPS, encoding="utf-8")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "gradcheck_cli", "ops.py", "-j", jobs,
+                           "--no-cache", "--device", "cpu"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 passed" in proc.stdout
+    assert time.monotonic() - started < 60
