@@ -140,14 +140,15 @@ def command(**kwargs: Any) -> int:
     """
     from gradcheck_cli import api
     from gradcheck_cli.config import find_config
+    from gradcheck_cli.report.safe import printable
 
     config = find_config()
     for warning in config.warnings:
-        click.echo(f"gradcheck-cli: warning: {warning}", err=True)
+        click.echo(f"gradcheck-cli: warning: {printable(warning)}", err=True)
     settings = api.make_settings(config, **choices(kwargs))
     items, notes = api.collect(kwargs["paths"], settings, kwargs["ignore"])
     for note in notes:
-        click.echo(f"gradcheck-cli: {note}", err=True)
+        click.echo(f"gradcheck-cli: {printable(str(note))}", err=True)
     if kwargs["plot"]:
         from gradcheck_cli.report import plot
 
@@ -162,15 +163,15 @@ def command(**kwargs: Any) -> int:
         from gradcheck_cli.report import plot
 
         for path in plot.save(report.results, Path(kwargs["plot"])):
-            click.echo(f"gradcheck-cli: wrote {path}", err=True)
+            click.echo(f"gradcheck-cli: wrote {printable(str(path))}", err=True)
     if kwargs["save_repro"]:
         from gradcheck_cli.report import repro
 
         for path in repro.save(report.results, Path(kwargs["save_repro"])):
-            click.echo(f"gradcheck-cli: wrote {path}", err=True)
+            click.echo(f"gradcheck-cli: wrote {printable(str(path))}", err=True)
     _report(report, settings.format, kwargs["junit_xml"], kwargs["show_jacobian"])
     if report.selection_error is not None:
-        click.echo(f"gradcheck-cli: error: {report.selection_error}", err=True)
+        click.echo(f"gradcheck-cli: error: {printable(str(report.selection_error))}", err=True)
     return int(report.exit_code)
 
 

@@ -50,7 +50,9 @@ def invoke(cmd: click.Command, args: list[str], prog: str) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         return interrupted(exc)
     except GradcheckCliError as exc:
-        click.echo(f"{prog}: error: {exc}", err=True)
+        from gradcheck_cli.report.safe import printable_lines
+
+        click.echo(f"{prog}: error: {printable_lines(str(exc))}", err=True)
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

@@ -302,3 +302,16 @@ def test_an_entry_is_never_cropped(width, first):
     rows = _errors_column(_render([result], width))
     assert re.search(rf"^{re.escape(first)}=\n?6\.9e-12\(wrong\)(  |$)", rows, re.M), rows
     assert re.search(r"(^|  )y\{=\n?2$", rows, re.M), rows
+
+
+def test_paths_in_the_command_lines_own_messages_are_escaped(tmp_path: Path) -> None:
+    """Usage errors, notes and `wrote` lines print the user's paths: escaped too."""
+    import subprocess
+    import sys
+
+    name = "bad\x1b[31mname.py"
+    proc = subprocess.run([sys.executable, "-m", "gradcheck_cli", name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4
+    assert "\x1b" not in proc.stderr
+    assert "no such file or folder: bad\\x1b[31mname.py" in proc.stderr
