@@ -140,7 +140,7 @@ def command(**kwargs: Any) -> int:
     """
     from gradcheck_cli import api
     from gradcheck_cli.config import find_config
-    from gradcheck_cli.report.safe import printable
+    from gradcheck_cli.report.safe import printable, printable_lines
 
     config = find_config()
     for warning in config.warnings:
@@ -171,7 +171,8 @@ def command(**kwargs: Any) -> int:
             click.echo(f"gradcheck-cli: wrote {printable(str(path))}", err=True)
     _report(report, settings.format, kwargs["junit_xml"], kwargs["show_jacobian"])
     if report.selection_error is not None:
-        click.echo(f"gradcheck-cli: error: {printable(str(report.selection_error))}", err=True)
+        click.echo(f"gradcheck-cli: error: {printable_lines(str(report.selection_error))}",
+                   err=True)
     return int(report.exit_code)
 
 
