@@ -161,13 +161,57 @@ def _on_open(event: str, args: tuple[Any, ...]) -> None:
         return
 
 
+# A dependency that is an environment variable, not a file: `$env:NAME` (no path starts so).
+ENV_DEP = "$env:"
+_env_reads: dict[str, set[str]] = {}  # module -> the variables its code read
+
+
+def _note_env(key: object) -> None:
+    if _running and isinstance(key, str):
+        names = _env_reads.setdefault(_running[-1], set())
+        if key not in names:
+            names.add(key)
+            _count[0] += 1
+
+
+class _RecordingEnviron(os._Environ):
+    """os.environ, noting each variable the user's code reads (`os.environ[...]`,
+    `.get`, `os.getenv`, `in`): a verdict may depend on it, so the cache must."""
+
+    def __getitem__(self, key: str) -> str:
+        _note_env(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        _note_env(key)
+        return super().__contains__(key)
+
+
+def _record_environ() -> None:
+    env = os.environ
+    if isinstance(env, _RecordingEnviron) or type(env) is not os._Environ:
+        return
+    # The same underlying mapping: writes through either object are the same variables.
+    recording = _RecordingEnviron(env._data, env.encodekey,  # type: ignore[attr-defined]
+                                  env.decodekey, env.encodevalue, env.decodevalue)
+    os.environ = recording  # noqa: B003 - the same variables, seen through a recorder
+
+
+def _env_digest(name: str) -> str:
+    value = os.environ.get(name)  # not recorded: no user module runs now
+    return hashlib.sha256(b"unset" if value is None else b"=" + value.encode(
+        "utf-8", "surrogateescape")).hexdigest()
+
+
 def mark_baseline() -> None:
     """Remember the modules loaded before any user code ran in this process (once): a
-    module loaded later, wherever its file lies, is the user's doing and a dependency."""
+    module loaded later, wherever its file lies, is the user's doing and a dependency.
+    From then on files opened and environment variables read count too."""
     if not _marked:
         _baseline.update(sys.modules)
         _marked.append(True)
         sys.addaudithook(_on_open)
+        _record_environ()
 
 
 @contextmanager
@@ -247,6 +291,8 @@ def dependencies(module_path: Path) -> list[str]:
         if not _inside(path, libraries) and CACHE_FOLDER not in path.parts \
                 and not _inside(path, [Path(f) for f in _own_folders]):
             files.add(str(path))
+    files.update(ENV_DEP + name for name in _env_reads.get(str(module_path), ())
+                 if not name.startswith(ENV_PREFIXES) and name not in ENV_NAMES)
     return sorted(files)
 
 
@@ -331,6 +377,9 @@ class Cache:
         self._ignored = False  # the folder's .gitignore is known to exist
 
     def _hash(self, path: Path) -> str | None:
+        name = str(path)
+        if name.startswith(ENV_DEP):
+            return _env_digest(name[len(ENV_DEP):])
         if path not in self._hashes:
             self._hashes[path] = _digest(path)
         return self._hashes[path]

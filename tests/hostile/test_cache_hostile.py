@@ -382,3 +382,18 @@ def test_a_run_leaves_nothing_in_the_temp_folder(tmp_path: Path, jobs: str,
     doc = _run(tmp_path, "-j", jobs, "--no-cache", env={"TMPDIR": str(temp)})
     assert _seen(doc) == [("passed", False)]
     assert sorted(p.name for p in temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("jobs", ["0", "1"])
+def test_an_environment_variable_the_op_reads_is_a_dependency(tmp_path: Path, jobs: str
+                                                              ) -> None:
+    """The backward's factor comes from an environment variable of the user's own name
+    (not one torch reads): changing it must not leave a cached pass."""
+    _write(tmp_path / "ops.py", OPS.replace("import torch", "import os\nimport torch").replace(
+        "return 2 * x * g", 'return float(os.environ.get("MY_OP_FACTOR", "2")) * x * g'))
+    _write(tmp_path / "spec.yaml", SPEC)
+    assert _seen(_run(tmp_path, "-j", jobs)) == [("passed", False)]
+    assert _seen(_run(tmp_path, "-j", jobs)) == [("passed", True)]
+    assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "3"})) == [("failed", False)]
+    assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "2"})) == [("passed", False)]
+    assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "2"})) == [("passed", True)]
