@@ -12,6 +12,7 @@ errors are never stored: they always run again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib.machinery
@@ -261,6 +262,36 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(root == path or root in path.parents for root in roots)
 
 
+@functools.cache
+def _records(packages: Path) -> dict[str, str]:
+    """Top-level name -> the RECORD file of the distribution that installed it, for one
+    site-packages folder (read once per process)."""
+    found: dict[str, str] = {}
+    for info in packages.glob("*.dist-info"):
+        record = info / "RECORD"
+        try:
+            lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            top = line.split(",", 1)[0].split("/", 1)[0]
+            if top and not top.endswith((".dist-info", ".data")) and top != "..":
+                found.setdefault(top.removesuffix(".py"), str(record))
+    return found
+
+
+def _installed_record(path: Path) -> str | None:
+    """The RECORD of the installed distribution that holds `path`, if one is found."""
+    parts = path.parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            at = parts.index(marker)
+            if at + 1 < len(parts):
+                top = parts[at + 1].removesuffix(".py")
+                return _records(Path(*parts[:at + 1])).get(top)
+    return None
+
+
 def dependencies(module_path: Path) -> list[str]:
     """The user's Python files a check of `module_path` may depend on, for the cache: the
     module itself, every loaded .py below its package or project root, and every .py
@@ -279,9 +310,14 @@ def dependencies(module_path: Path) -> list[str]:
                 or not os.path.isabs(filename)):
             continue
         path = Path(filename).resolve()
-        if "site-packages" in path.parts or "dist-packages" in path.parts:
-            continue
         later = bool(_marked) and name not in _baseline
+        if "site-packages" in path.parts or "dist-packages" in path.parts:
+            # An installed package the user's code loaded: its upgrade changes the verdict.
+            # Its RECORD (the hash of every file it installed) stands for all its files.
+            record = _installed_record(path) if later else None
+            if record is not None:
+                files.add(record)
+            continue
         if (_inside(path, roots) or later) and not _inside(path, libraries) and path.is_file():
             files.add(str(path))
     for opened in (*_reads.get(str(module_path), ()), *_extension_libraries()):

@@ -397,3 +397,41 @@ def test_an_environment_variable_the_op_reads_is_a_dependency(tmp_path: Path, jo
     assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "3"})) == [("failed", False)]
     assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "2"})) == [("passed", False)]
     assert _seen(_run(tmp_path, "-j", jobs, env={"MY_OP_FACTOR": "2"})) == [("passed", True)]
+
+
+def test_upgrading_an_installed_package_the_op_uses_reruns_it(tmp_path: Path) -> None:
+    """The op takes its factor from a package installed in the interpreter's own
+    site-packages (a venv seeing this one's packages): a new version (new files, a new
+    RECORD, as pip writes) must not leave a cached pass."""
+    import sysconfig
+    import venv
+
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(tmp_path / "venv")
+    python = tmp_path / "venv" / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print("
+                              "sysconfig.get_paths()['purelib'])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert purelib != sysconfig.get_paths()["purelib"]
+    packages = Path(purelib)
+    library = _write(packages / "factorlib" / "__init__.py", "FACTOR = 2\n")
+    record = _write(packages / "factorlib-1.0.dist-info" / "RECORD",
+                    "factorlib/__init__.py,sha256=one,11\n")
+    _write(tmp_path / "ops.py", OPS.replace("import torch", "import torch\n"
+                                            "from factorlib import FACTOR").replace(
+        "return 2 * x * g", "return FACTOR * x * g"))
+    _write(tmp_path / "spec.yaml", SPEC)
+
+    def seen() -> list[tuple[str, bool]]:
+        environ = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "home")}
+        proc = subprocess.run(
+            [str(python), "-m", "gradcheck_cli", "spec.yaml", "--format", "json", "-j", "0",
+             "--device", "cpu", "--cache-dir", "cache", "--check", "gradcheck"],
+            cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return _seen(json.loads(proc.stdout))
+
+    assert seen() == [("passed", False)]
+    assert seen() == [("passed", True)]
+    library.write_text("FACTOR = 3\n", encoding="utf-8")
+    record.write_text("factorlib/__init__.py,sha256=two,11\n", encoding="utf-8")
+    assert seen() == [("failed", False)]
