@@ -314,7 +314,9 @@ def dependencies(module_path: Path) -> list[str]:
         if "site-packages" in path.parts or "dist-packages" in path.parts:
             # An installed package the user's code loaded: its upgrade changes the verdict.
             # Its RECORD (the hash of every file it installed) stands for all its files.
-            record = _installed_record(path) if later else None
+            # (A package loaded before the user's code, torch itself, is in the key.)
+            top = name.partition(".")[0]
+            record = _installed_record(path) if later and top not in _baseline else None
             if record is not None:
                 files.add(record)
             continue
