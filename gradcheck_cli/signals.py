@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 CAUGHT = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
                if s is not None)
@@ -38,14 +39,23 @@ def _raise(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-def install() -> None:
+def install() -> dict[int, Any]:
     """Turn SIGTERM and SIGHUP into `Terminated` in this (main) thread; a signal the
-    caller ignores (`nohup`) stays ignored."""
+    caller ignores (`nohup`) stays ignored. Returns what to give `restore`."""
+    previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
-        return
+        return previous
     for signum in CAUGHT:
         if signal.getsignal(signum) is signal.SIG_DFL:
-            signal.signal(signum, _raise)
+            previous[signum] = signal.signal(signum, _raise)
+    return previous
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Put back the handlers `install` replaced (a caller in the same process, such as a
+    test calling the command line, keeps its own)."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def exit_code(exc: BaseException | None) -> int | None:

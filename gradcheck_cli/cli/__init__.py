@@ -20,7 +20,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     As the process's entry point (no `argv`), a thread the user's code started and never
     ended cannot keep the process alive after the report: it exits with the code.
     """
-    code = _main(argv)
+    try:
+        from gradcheck_cli import signals
+
+        previous = signals.install()
+    except KeyboardInterrupt:  # Ctrl-C in the very first instant
+        exec("None")  # see `_main`
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    try:
+        code = _main(argv)
+    finally:
+        signals.restore(previous)
     if argv is None:
         _exit_past_user_threads(code)
     return code
@@ -41,9 +52,6 @@ def _exit_past_user_threads(code: int) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        from gradcheck_cli import signals
-
-        signals.install()
         from gradcheck_cli.cli.handler import invoke, started_now
 
         started_now()

@@ -188,3 +188,12 @@ def test_a_thread_the_op_started_does_not_keep_the_run_alive(tmp_path: Path, job
     assert proc.returncode == 0, proc.stderr
     assert "2 passed" in proc.stdout
     assert time.monotonic() - started < 60
+
+
+def test_the_command_line_in_process_puts_the_callers_handlers_back() -> None:
+    """A test (or a script) calling `main([...])` keeps its own SIGTERM and SIGHUP."""
+    from gradcheck_cli.cli import main
+
+    before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)]
+    assert main(["--version"]) == 0
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)] == before
