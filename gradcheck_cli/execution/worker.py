@@ -14,8 +14,8 @@ from types import ModuleType
 
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.errors import GradcheckCliError
-from gradcheck_cli.execution.cache import (
-    cacheable,
+from gradcheck_cli.execution.cache import cacheable
+from gradcheck_cli.execution.dependencies import (
     dependencies,
     generation,
     mark_baseline,
@@ -43,7 +43,7 @@ _known: dict[Path, tuple[int, list[str]]] = {}
 
 
 def _dependencies(module: Path) -> list[str]:
-    """`cache.dependencies`, looked up again only once more modules have loaded or files
+    """`dependencies.dependencies`, looked up again only once more modules have loaded or files
     were opened (a scan of every loaded module per passing check would cost milliseconds)."""
     loaded = generation()
     known = _known.get(module)
