@@ -15,6 +15,7 @@ from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import CaseSpec, CheckSettings, SpecFile, load_spec
 from gradcheck_cli.target.custom_op import is_declared_op
+from gradcheck_cli.target.source_facts import source_facts
 
 
 def nvidia_nodes_absent() -> bool:
@@ -117,12 +118,14 @@ def plan_spec(path: Path, options: RunOptions, spec: SpecFile | None = None,
 
 
 def chosen_checks(options: RunOptions, settings: CheckSettings,
-                  target_kind: str | None = None) -> tuple[str, ...]:
+                  target_kind: str | None = None,
+                  facts: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """The checks to run: the command line's, else the spec's, else the registry's defaults
-    for this kind of target; plus those switched on by their opt-in key (`float32: true`,
-    --capabilities). A group (`opcheck`) stands for its checks."""
+    for this kind of target and what its source shows (`facts`); plus those switched on by
+    their opt-in key (`float32: true`, --capabilities). A group (`opcheck`) stands for its
+    checks."""
     checks = list(expand_groups(options.checks or settings.checks
-                                or default_checks(target_kind)))
+                                or default_checks(target_kind, facts)))
     for kind in CHECKS.values():
         key = kind.opt_in_key
         if key and kind.name not in checks and (getattr(options, key, False)
@@ -136,9 +139,11 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
            before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
     """One task per device and check, as the flags, else the spec, else the defaults say."""
     devices = options.devices or settings.devices or default_devices(before_torch)
-    # Read from the module's source (no import): a custom op also gets opcheck's tests.
+    # Read from the module's source (no import): a custom op also gets opcheck's tests, a
+    # Function reading ctx.needs_input_grad or defining jvp the checks of those.
     checks = chosen_checks(options, settings,
-                           "custom_op" if is_declared_op(module, name) else None)
+                           "custom_op" if is_declared_op(module, name) else None,
+                           source_facts(module, name))
     explicit = options.checks is not None or settings.checks is not None
 
     def task(device: str, check: str) -> Task:

@@ -33,6 +33,9 @@ class CheckKind:
     # The kind of target (`Target.kind`) it applies to, when not all: on by default for
     # those only ("custom_op": torch.library ops, which opcheck tests).
     only_for: str | None = None
+    # A fact of the target's source (`target/source_facts.py`: "needs_input_grad", "jvp")
+    # that turns it on by default for that target, when `default` does not already.
+    default_when: str | None = None
     entry: str = "run"  # the function of `module` that runs it
     group: tuple[str, ...] = ()  # a name standing for these checks (`opcheck`): never run
 
@@ -57,10 +60,14 @@ def register(kind: CheckKind) -> CheckKind:
     return kind
 
 
-def default_checks(target_kind: str | None = None) -> tuple[str, ...]:
+def default_checks(target_kind: str | None = None,
+                   facts: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """The checks run when neither the command line nor the spec chooses, for a target of
-    `target_kind` (None: one of no particular kind, such as an autograd Function)."""
-    return tuple(name for name, kind in CHECKS.items() if kind.default
+    `target_kind` (None: one of no particular kind, such as an autograd Function) whose
+    source shows `facts` (those a check's `default_when` names)."""
+    return tuple(name for name, kind in CHECKS.items()
+                 if (kind.default or (kind.default_when is not None
+                                      and kind.default_when in facts))
                  and (kind.only_for is None or kind.only_for == target_kind))
 
 
