@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from gradcheck_cli.engine.checks import CHECKS
 from gradcheck_cli.engine.contract import explain, legacy_message
 from gradcheck_cli.engine.describe import safe_repr, summary, traceback_text
-from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe
+from gradcheck_cli.engine.inputs import build_inputs, check_arity, describe, layout_of
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
 from gradcheck_cli.engine.pictures import failing_jacobians
 from gradcheck_cli.engine.resources import (
@@ -34,7 +35,7 @@ from gradcheck_cli.init.choose import Inferred, choose_inputs, shown
 from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
-from gradcheck_cli.specs.specfile import InputSpec, TensorInput
+from gradcheck_cli.specs.specfile import GivenTensor, InputSpec, Keywords, TensorInput, leaves
 from gradcheck_cli.target.custom_op import not_checkable
 from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
 from gradcheck_cli.target.module import module_target, required_init_args
@@ -198,9 +199,10 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         if specs is None:
             return
     else:
-        check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line)
+        check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line,
+                    task.case.kwargs)
     workers = worker_count(options)
-    too_big = check_fits(specs, workers)
+    too_big = check_fits(leaves(specs, task.case.kwargs), workers)
     if too_big is not None:
         result.status = Status.ERROR
         result.message, result.advice = too_big
@@ -217,8 +219,11 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.seed = attempt_seed
     _record(result, outcome, options)
     if target.kind != "module":
-        result.recipe = {"inputs": recipe(specs, names), "eps": tol.eps, "atol": tol.atol,
-                         "rtol": tol.rtol}
+        result.recipe = {"inputs": recipe(specs, names, task.case.kwargs), "eps": tol.eps,
+                         "atol": tol.atol, "rtol": tol.rtol}
+        layout = layout_of(specs, task.case.kwargs)
+        if layout is not None:  # how the flat inputs are passed: [keyword, list length]
+            result.recipe["layout"] = [list(slot) for slot in layout.slots]
     if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):
         # Guessed inputs that forward rejects: the fix is a spec, so show one to fill in.
         result.message = _inferred_hint(target, specs, names, outcome.message, options.shape)
@@ -284,12 +289,14 @@ def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options
     tried: list[int] = []
     for attempt in range(4 if options.dodge_kinks else 1):
         attempt_seed = seed + attempt
-        built = build_inputs(target, specs, attempt_seed, task.device)
+        built = build_inputs(target, specs, attempt_seed, task.device, task.case.kwargs)
         checked, args, names = target, built.args, built.names
+        if built.layout is not None:
+            checked = replace(target, layout=built.layout)
         if target.kind == "module":
             checked, args, names = module_target(target, built.args, built.names,
                                                  task.settings.init or {}, attempt_seed,
-                                                 task.device)
+                                                 task.device, built.layout)
         torch.manual_seed(attempt_seed)
         context = CheckContext(checked, args, names, tol, budget, attempt_seed,
                                mode=options.mode, first_order_ok=first_order_ok)
@@ -321,14 +328,18 @@ def _only_kinks(outcome: Outcome) -> bool:
             and all(e.diagnosis is not None and e.diagnosis.kind == "kink" for e in failing))
 
 
-def recipe(specs: tuple[InputSpec, ...], names: list[str]) -> list[dict[str, Any]]:
+def recipe(specs: tuple[InputSpec, ...], names: list[str],
+           kwargs: Keywords = ()) -> list[dict[str, Any]]:
     """How each input was made, for a standalone reproduction script."""
     made: list[dict[str, Any]] = []
-    for spec, name in zip(specs, names):
+    for spec, name in zip(leaves(specs, kwargs), names):
         if isinstance(spec, TensorInput):
             made.append({"name": name, "shape": list(spec.shape), "dtype": spec.dtype,
                          "low": spec.low, "high": spec.high,
                          "requires_grad": spec.requires_grad, "avoid": list(spec.avoid)})
+        elif isinstance(spec, GivenTensor):  # values given in Python: not redrawn
+            made.append({"name": name, "given": True, "shape": list(spec.value.shape),
+                         "dtype": str(spec.value.dtype).removeprefix("torch.")})
         else:
             made.append({"name": name, "value": spec.value})
     return made

@@ -49,8 +49,15 @@ def _float(value: float) -> str:
 
 def entry_yaml(spec: InputSpec) -> str:
     """One entry under `inputs:`, as a flow mapping."""
-    from gradcheck_cli.specs.specfile import TensorInput
+    from gradcheck_cli.specs.specfile import GivenTensor, ListInput, TensorInput
 
+    if isinstance(spec, ListInput):
+        items = ", ".join(entry_yaml(item) for item in spec.items)
+        named = f", name: {_name(spec.name)}" if spec.name else ""
+        return "{list: [" + items + "]" + named + "}"
+    if isinstance(spec, GivenTensor):
+        spec = TensorInput(shape=tuple(spec.value.shape), requires_grad=spec.requires_grad,
+                           name=spec.name)
     if isinstance(spec, TensorInput):
         parts = [f"shape: [{', '.join(map(str, spec.shape))}]"]
         if spec.low is not None:

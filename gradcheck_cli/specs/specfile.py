@@ -21,8 +21,8 @@ TENSOR_DTYPES = (
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16", "complex128", "complex64")
 SETTING_KEYS = ("devices", "checks", "seed", "atol", "rtol", "eps", "nondet_tol", "float32",
                 "init")
-FUNCTION_KEYS = ("inputs", "cases", *SETTING_KEYS)
-CASE_KEYS = ("name", "inputs", *SETTING_KEYS)
+FUNCTION_KEYS = ("inputs", "kwargs", "cases", *SETTING_KEYS)
+CASE_KEYS = ("name", "inputs", "kwargs", *SETTING_KEYS)
 TOP_KEYS = ("module", "defaults", "functions")
 # What a tensor input is drawn from when the spec gives no `low`/`high` (the tool's draw
 # and the repro scripts it writes must agree). Floats: uniform in [-1, 1], the scale
@@ -33,6 +33,7 @@ DEFAULT_INT_LOW, DEFAULT_INT_HIGH = 0, 10
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "requires_grad", "name", "avoid",
                "exclude_zero")
 VALUE_KEYS = ("value", "name")
+LIST_KEYS = ("list", "name")
 MAX_DIMS = 64  # torch's own limit on a tensor's dimensions
 SEED_RANGE = (-(2**63), 2**63)  # what torch.Generator.manual_seed takes (an int64)
 # Integer dtypes: the values torch.randint may draw (`high` is exclusive).
@@ -84,7 +85,38 @@ class LiteralInput:
     line: int | None = None
 
 
-InputSpec = TensorInput | LiteralInput
+@dataclass(frozen=True)
+class GivenTensor:
+    """A tensor given as a value (the Python API's arguments): cloned for each check."""
+
+    value: Any
+    requires_grad: bool
+    name: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class ListInput:
+    """A list argument (`{list: [...]}`, a `Tensor[]`): its items are inputs of their own,
+    named `xs[0]`, `xs[1]`, and passed to the call as one Python list."""
+
+    items: tuple[TensorInput | LiteralInput | GivenTensor, ...]
+    name: str | None = None
+    line: int | None = None
+
+
+Leaf = TensorInput | LiteralInput | GivenTensor
+InputSpec = TensorInput | LiteralInput | GivenTensor | ListInput
+Keywords = tuple[tuple[str, InputSpec], ...]
+
+
+def leaves(specs: tuple[InputSpec, ...], kwargs: Keywords = ()) -> list[Leaf]:
+    """Every input the engine perturbs or passes, flat: lists' items in place, keyword
+    arguments after the positional ones."""
+    flat: list[Leaf] = []
+    for spec in (*specs, *(value for _, value in kwargs)):
+        flat.extend(spec.items if isinstance(spec, ListInput) else (spec,))
+    return flat
 
 
 @dataclass(frozen=True)
@@ -95,6 +127,7 @@ class CaseSpec:
     inputs: tuple[InputSpec, ...] | None
     settings: CheckSettings = field(default_factory=CheckSettings)
     line: int | None = None
+    kwargs: Keywords = ()  # keyword arguments, by name (`kwargs:` in a spec)
 
 
 @dataclass
@@ -217,7 +250,10 @@ def _parse_function(body: Any, mark: Mark, defaults: CheckSettings, entry: Funct
     ctx.check_keys(body, FUNCTION_KEYS, f"function `{entry.name}`")
     entry.settings = defaults.merged(_parse_settings(body, ctx))
     inputs = _parse_inputs(body, ctx) if "inputs" in body else None
-    entry.cases.append(CaseSpec("default", inputs, CheckSettings(), entry.line))
+    kwargs = _parse_kwargs(body, ctx)
+    if kwargs and inputs is None:
+        inputs = ()  # keyword arguments alone: no positional ones
+    entry.cases.append(CaseSpec("default", inputs, CheckSettings(), entry.line, kwargs))
     if "cases" in body:
         cases = body["cases"]
         if not isinstance(cases, LocList):
@@ -236,9 +272,11 @@ def _parse_function(body: Any, mark: Mark, defaults: CheckSettings, entry: Funct
                 raise ctx.error(f"duplicate case name `{name}`", case.key_marks["name"])
             seen.add(str(name))
             case_inputs = _parse_inputs(case, ctx) if "inputs" in case else inputs
-            entry.cases.append(
-                CaseSpec(str(name), case_inputs, _parse_settings(case, ctx), case_mark[0])
-            )
+            case_kwargs = _parse_kwargs(case, ctx) if "kwargs" in case else kwargs
+            if case_kwargs and case_inputs is None:
+                case_inputs = ()
+            entry.cases.append(CaseSpec(str(name), case_inputs, _parse_settings(case, ctx),
+                                        case_mark[0], case_kwargs))
 
 
 def _parse_inputs(body: LocDict, ctx: _Context) -> tuple[InputSpec, ...]:
@@ -251,9 +289,50 @@ def _parse_inputs(body: LocDict, ctx: _Context) -> tuple[InputSpec, ...]:
     return tuple(_parse_input(item, mark, ctx) for item, mark in zip(raw, raw.item_marks))
 
 
+def _parse_kwargs(body: LocDict, ctx: _Context) -> Keywords:
+    raw = body.get("kwargs")
+    if raw is None:
+        return ()
+    if not isinstance(raw, LocDict):
+        raise ctx.error("`kwargs` must be a mapping of argument names to inputs",
+                        body.value_marks["kwargs"],
+                        hint="e.g.\nkwargs:\n  scale: 0.5\n  weight: {shape: [4]}")
+    found = []
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ctx.error(f"`{key}` is not an argument name", raw.key_marks[key])
+        spec = _parse_input(value, raw.value_marks[key], ctx)
+        if spec.name is not None and spec.name != key:
+            raise ctx.error(f"keyword argument `{key}` has its name already; remove "
+                            f"`name: {spec.name}`", raw.value_marks[key])
+        found.append((key, spec))
+    return tuple(found)
+
+
+def _parse_list(item: LocDict, mark: Mark, ctx: _Context) -> ListInput:
+    ctx.check_keys(item, LIST_KEYS, "a list input")
+    raw = item["list"]
+    if not isinstance(raw, LocList):
+        raise ctx.error("`list` must be a list of inputs", item.value_marks["list"],
+                        hint="e.g. `- {list: [{shape: [3]}, {shape: [3]}]}`")
+    items = []
+    for entry, entry_mark in zip(raw, raw.item_marks):
+        parsed = _parse_input(entry, entry_mark, ctx)
+        if isinstance(parsed, ListInput):
+            raise ctx.error("a list inside a list is not supported", entry_mark,
+                            hint="give the inner items as one flat list")
+        items.append(parsed)
+    name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ctx.error("`name` must be a string", item.value_marks["name"])
+    return ListInput(tuple(items), name=name, line=mark[0])
+
+
 def _parse_input(item: Any, mark: Mark, ctx: _Context) -> InputSpec:
     if not isinstance(item, LocDict):
         return LiteralInput(value=_plain(item), line=mark[0])
+    if "list" in item:
+        return _parse_list(item, mark, ctx)
     if "shape" in item and "value" in item:
         raise ctx.error("an input has either `shape` (a tensor) or `value` (a literal), not both",
                         item.mark)

@@ -91,9 +91,21 @@ class OpTarget(Target):
                 positional.append(value)
         return positional, keywords
 
+    def positional(self) -> list[Param]:
+        return [Param(s.name, s.has_default, s.default) for s in self.slots
+                if not s.keyword_only]
+
+    def keyword_names(self) -> list[str] | None:
+        return [slot.name for slot in self.slots]
+
     def call(self, *args: Any) -> Any:
+        if self.layout is not None:  # the spec's own structure (kwargs, lists)
+            return self.invoke(*self.layout.pack(args))
         positional, keywords = self.pack(args)
-        return self.obj(*positional, **keywords)
+        return self.invoke(positional, keywords)
+
+    def invoke(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        return self.obj(*args, **kwargs)
 
     def kernel_node(self) -> ast.FunctionDef | None:
         """The source of the function that computes the op (what input drafts read)."""

@@ -27,7 +27,7 @@ from gradcheck_cli.target.custom_op import (
     replaced_by,
     resolve_op,
 )
-from gradcheck_cli.target.records import Param, Target
+from gradcheck_cli.target.records import Target, read_signature
 
 _loaded: dict[Path, ModuleType] = {}
 
@@ -281,24 +281,6 @@ def _is_once_differentiable(backward: Any) -> bool:
     )
 
 
-def _signature_params(fn: Any, skip: int) -> tuple[list[Param], bool]:
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return [], True
-    params: list[Param] = []
-    varargs = False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    for parameter in list(signature.parameters.values())[skip:]:
-        if parameter.kind == inspect.Parameter.VAR_POSITIONAL:
-            varargs = True
-        elif parameter.kind in positional:
-            has_default = parameter.default is not inspect.Parameter.empty
-            params.append(Param(parameter.name, has_default,
-                                parameter.default if has_default else None))
-    return params, varargs
-
-
 def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, int]]) -> Target:
     """A Target for an autograd Function subclass, classifying its forward's style."""
     import torch
@@ -312,10 +294,10 @@ def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, in
         # Skip what precedes the inputs: `cls` for a classmethod, `ctx` unless setup_context
         # takes it instead (new-style Functions).
         leading = int(isinstance(raw_forward, classmethod)) + int(not new_style)
-        params, varargs = _signature_params(raw_forward.__func__, leading)
+        signature = read_signature(raw_forward.__func__, leading)
     else:
         kind = "legacy"
-        params, varargs = _signature_params(raw_forward, 1)
+        signature = read_signature(raw_forward, 1)
     code = getattr(getattr(cls, "forward", None), "__code__", None)
     forward_line = own.get("forward") or (code.co_firstlineno if code else None)
     backward = getattr(cls, "backward", None)
@@ -327,8 +309,7 @@ def describe_function_class(cls: type, path: Path, lines: dict[str, dict[str, in
         obj=cls,
         file=path,
         line=own.get("", forward_line or 1),
-        params=params,
-        varargs=varargs,
+        **signature.fields(),
         once_differentiable=_is_once_differentiable(backward),
         forward_line=forward_line,
         backward_line=backward_line,
@@ -431,19 +412,18 @@ def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
     if isinstance(value, type) and issubclass(value, torch.autograd.Function):
         return describe_function_class(value, path, lines)
     if isinstance(value, type) and issubclass(value, torch.nn.Module):
-        params, varargs = _signature_params(value.forward, 1)
         own = lines.get(name, {})
         return Target(name=name, kind="module", obj=value, file=path,
-                      line=own.get("", 1), params=params, varargs=varargs,
+                      line=own.get("", 1), **read_signature(value.forward, 1).fields(),
                       forward_line=own.get("forward"), backward_line=own.get("forward"))
     if callable(value):
-        params, varargs = _signature_params(value, 0)
+        signature = read_signature(value, 0)
         line = lines.get(name, {}).get("")
         if line is None:
             code = getattr(value, "__code__", None)
             line = code.co_firstlineno if code else 1
         return Target(name=name, kind="callable", obj=value, file=path, line=line,
-                      params=params, varargs=varargs)
+                      **signature.fields())
     return None
 
 

@@ -12,10 +12,12 @@ from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import TensorInput
 from gradcheck_cli.target.discovery import Target
+from gradcheck_cli.target.records import Layout
 
 
 def module_target(target: Target, args: list[Any], names: list[str], init: dict[str, Any],
-                  seed: int, device: str) -> tuple[Target, list[Any], list[str]]:
+                  seed: int, device: str, layout: Layout | None = None
+                  ) -> tuple[Target, list[Any], list[str]]:
     """An nn.Module as a function of (inputs, parameters), via torch.func.functional_call.
 
     The parameters become inputs named as in `named_parameters()` (`fc1.weight`), so each
@@ -37,7 +39,9 @@ def module_target(target: Target, args: list[Any], names: list[str], init: dict[
 
     def call(*all_args: Any) -> Any:
         weights = {n: a for (n, _), a in zip(named, all_args[count:])}
-        return torch.func.functional_call(instance, weights, tuple(all_args[:count]))
+        inputs, keywords = (layout.pack(all_args[:count]) if layout is not None
+                            else (list(all_args[:count]), {}))
+        return torch.func.functional_call(instance, weights, tuple(inputs), keywords)
 
     wrapped = Target(name=target.name, kind="callable", obj=call, file=target.file,
                      line=target.line, params=target.params, forward_line=target.forward_line,
