@@ -43,6 +43,7 @@ KEYS: dict[str, tuple[str, _Check]] = {
     "cache": ("true or false", lambda v: isinstance(v, bool)),
     "cache_dir": ("a string (a folder)", lambda v: isinstance(v, str)),
     "format": ("a string", lambda v: isinstance(v, str)),
+    "shard": ('a string "I/N" (e.g. "2/4")', lambda v: isinstance(v, str)),
 }
 PATH_KEYS = ("specs", "cache_dir")
 FLOAT_KEYS = ("atol", "rtol", "eps", "timeout")

@@ -143,6 +143,52 @@ class CheckResult:
 
 
 @dataclass
+class ShardInfo:
+    """Which part of a split run a report holds (`--shard 2/4`), and what it was split from.
+
+    `plan` fingerprints the whole run's checks and the options that change verdicts;
+    `split` fingerprints which shard each check went to: shards to merge share both.
+    """
+
+    index: int  # 1-based
+    count: int
+    checks: int  # checks in this shard
+    planned: int  # checks in the whole run (a .py without spec counted by its checks found)
+    plan: str
+    split: str
+    # The plan position of each result, in the report's order: merged shards interleave
+    # back into the order of the whole run.
+    order: list[int] = field(default_factory=list)
+    # .py files without spec in other shards: their checks are known only once imported.
+    undiscovered: int = 0
+
+    def line(self) -> str:
+        """`shard 2/4: 37 of 146 checks`."""
+        text = f"shard {self.index}/{self.count}: {self.checks} of {self.planned} checks"
+        if self.undiscovered:
+            files = "file" if self.undiscovered == 1 else "files"
+            text += f" (and the checks of {self.undiscovered} .py {files} in other shards)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardInfo:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Results(list[CheckResult]):
+    """Results in report order, and the shard of a split run they are (None: all of it)."""
+
+    def __init__(self, results: Sequence[CheckResult] = (),
+                 shard: ShardInfo | None = None) -> None:
+        super().__init__(results)
+        self.shard = shard
+
+
+@dataclass
 class Summary:
     """Counts of each status over a run, and the exit code they imply."""
 
@@ -155,10 +201,13 @@ class Summary:
     signal: int | None = None  # the SIGTERM or SIGHUP that ended the run (exit 128 + it)
     # A Function or case chosen that matches nothing planned (a typo): a usage error.
     selection_error: str | None = None
+    shard: ShardInfo | None = None  # the part of a split run (`--shard`) these results are
+    merged: int = 0  # reports combined by `merge` (their durations summed), 0: one run
 
     @classmethod
     def of(cls, results: list[CheckResult], duration: float = 0.0) -> Summary:
-        summary = cls(duration=duration)
+        """The counts of `results`; their shard when they are one (`Results.shard`)."""
+        summary = cls(duration=duration, shard=getattr(results, "shard", None))
         for result in results:
             name = result.status.value
             setattr(summary, name, getattr(summary, name) + 1)
@@ -195,11 +244,16 @@ class Summary:
         }
 
     def line(self) -> str:
-        """`7 passed, 2 failed, 1 skipped in 1.93s`, as pytest prints it."""
+        """`7 passed, 2 failed, 1 skipped in 1.93s`, as pytest prints it; a shard's says
+        which (`shard 2/4: 37 of 146 checks: 37 passed in 9.10s`)."""
         parts = [f"{n} {name}" for name, n in self.counts().items() if n]
         if not parts:
             parts = ["no checks ran"]
         text = ", ".join(parts) + f" in {self.duration:.2f}s"
+        if self.shard is not None:
+            text = f"{self.shard.line()}: {text}"
+        if self.merged:
+            text += f" (summed over {self.merged} reports)"
         if self.interrupted:
             text += " (interrupted)" if self.signal is None else (
                 f" (interrupted by {_signal_name(self.signal)})")

@@ -47,6 +47,7 @@ class RunOptions:
     dodge_kinks: bool = False  # redraw inputs when the only failures sit at kinks
     capabilities: bool = False  # add the capability matrix of each Function x case
     keep_jacobians: bool = False  # attach (downsampled) Jacobians of failing inputs
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N shards (1-based)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Settings:
     specs_folder: Path | None = None  # where specs of a .py are looked up
     allow_empty: bool = False  # nothing collected is not an error (pre-commit)
     root: Path | None = None  # the project root the config and cache belong to
+    quiet: int = 0  # 1: only failures and the summary line; 2: the summary line only
 
 
 def _given(choices: Mapping[str, Any], config: Mapping[str, Any], key: str,
@@ -98,13 +100,27 @@ def _seed(value: Any) -> int | None:
     return value
 
 
+def parse_shard(text: str, where: str = "`shard`") -> tuple[int, int]:
+    """`"2/4"` -> (2, 4): the I-th of N shards, 1-based as pytest-shard's."""
+    index, slash, count = str(text).strip().partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (0, 0)
+    if not slash or not 1 <= shard[0] <= shard[1]:
+        raise UsageError(f"{where} {text!r} is not a shard",
+                         hint="write I/N, the I-th of N shards with 1 <= I <= N, e.g. 2/4")
+    return shard
+
+
 def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
     """One Settings from the project config and a front end's choices (which win).
 
     `choices` holds what the front end was told, by config key: devices, checks, seed,
     atol, rtol, eps, shape, functions, cases, max_memory, mode, jobs, timeout, cache
     (False turns the cache off), cache_dir, format, float32, dodge_kinks, capabilities,
-    keep_jacobians, allow_empty. Missing or None means "not chosen".
+    keep_jacobians, allow_empty, shard ("I/N" or (I, N)), quiet. Missing or None means
+    "not chosen".
     """
     from gradcheck_cli.engine.checks import check_names
     from gradcheck_cli.report import REPORTERS
@@ -143,7 +159,14 @@ def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
         float32=bool(choices.get("float32")), dodge_kinks=bool(choices.get("dodge_kinks")),
         capabilities=bool(choices.get("capabilities")),
         keep_jacobians=bool(choices.get("keep_jacobians")),
+        shard=_shard(_given(choices, values, "shard")),
     )
     allow_empty = bool(choices.get("allow_empty")) or bool(os.environ.get("PRE_COMMIT"))
     return Settings(options=options, format=fmt, specs_folder=specs_folder,
-                    allow_empty=allow_empty, root=root)
+                    allow_empty=allow_empty, root=root, quiet=int(choices.get("quiet") or 0))
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    if value is None or isinstance(value, tuple):
+        return value
+    return parse_shard(value, "`shard` in the project config")

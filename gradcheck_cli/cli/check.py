@@ -19,7 +19,7 @@ from gradcheck_cli.engine.checks import CHECKS, default_checks
 from gradcheck_cli.errors import UsageError
 from gradcheck_cli.quiet import quiet_torch_import
 from gradcheck_cli.report import REPORTERS
-from gradcheck_cli.settings import DEVICES, MODES
+from gradcheck_cli.settings import DEVICES, MODES, parse_shard
 from gradcheck_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -72,6 +72,17 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
     return jobs
 
 
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None
+           ) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_shard(value, "")
+    except UsageError as exc:
+        raise click.BadParameter(f"{value!r} is not a shard; write I/N, the I-th of N "
+                                 "shards (1 <= I <= N), e.g. 2/4") from exc
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--device", "devices", multiple=True, type=click.Choice(DEVICES),
@@ -103,6 +114,10 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Worker processes (default: auto, one per core; 0: run in this process).")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="Per-check time limit in worker processes. Default: 120.")
+@click.option("--shard", callback=_shard, default=None, metavar="I/N",
+              help="Run only the I-th of N shards of the checks (1-based), balanced by "
+                   "expected duration; `gradcheck-cli merge` combines the shards' JSON "
+                   "reports.")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not write cached passes.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where cached passes live. Default: .gradcheck_cache/ in the project root.")
@@ -126,6 +141,8 @@ def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Redraw inputs (next seeds) when the only failures sit at kinks.")
 @click.option("--save-repro", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write a standalone torch script per failed check into DIR.")
+@click.option("-q", "--quiet", count=True,
+              help="-q: only failures and the summary line; -qq: the summary line only.")
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks for internal errors.")
 @click.version_option(__version__, "--version", prog_name="gradcheck-cli")
 def command(**kwargs: Any) -> int:
@@ -133,7 +150,8 @@ def command(**kwargs: Any) -> int:
 
     PATHS are .py files (their specs in the specs folder are used, else Functions are
     found and inputs inferred), .yaml specs, or folders (every spec below them).
-    `gradcheck-cli init FILE.py` writes a starter spec.
+    `gradcheck-cli init FILE.py` writes a starter spec; `gradcheck-cli merge REPORT.json...`
+    combines the JSON reports of shards.
 
     Exit codes: 0 all passed, 1 a check failed or errored, 2 interrupted
     (129 SIGHUP, 143 SIGTERM), 3 internal error, 4 usage error, 5 nothing collected.
@@ -187,7 +205,7 @@ def choices(flags: dict[str, Any]) -> dict[str, Any]:
         "cache_dir": flags["cache_dir"], "format": flags["fmt"], "float32": flags["float32"],
         "dodge_kinks": flags["dodge_kinks"], "capabilities": flags["capabilities"],
         "keep_jacobians": bool(flags["plot"] or flags["show_jacobian"]),
-        "allow_empty": flags["allow_empty"],
+        "allow_empty": flags["allow_empty"], "shard": flags["shard"], "quiet": flags["quiet"],
     }
 
 

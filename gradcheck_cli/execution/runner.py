@@ -7,9 +7,10 @@ or raises at import costs only its own results.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from gradcheck_cli.engine import cost
@@ -23,6 +24,15 @@ from gradcheck_cli.execution.plan import (
     plan_spec,
     unmatched_selection,
 )
+from gradcheck_cli.execution.shard import (
+    Durations,
+    Piece,
+    job_piece,
+    module_piece,
+    problem_piece,
+    record_durations,
+    split,
+)
 from gradcheck_cli.execution.tasks import (
     Job,
     RunOutcome,
@@ -31,10 +41,10 @@ from gradcheck_cli.execution.tasks import (
     task_result,
     worker_count,
 )
-from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.results import CheckResult, Results, ShardInfo, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import Item, display
-from gradcheck_cli.specs.specfile import TensorInput
+from gradcheck_cli.specs.specfile import TensorInput, leaves
 
 if TYPE_CHECKING:
     from gradcheck_cli.execution.cache import Cache
@@ -54,6 +64,7 @@ class _Collector:
         self.broken: set[tuple[str | None, str | None, str | None]] = set()
         self.seen = Seen()  # the names planned, for typos in -k / --case
         self.undiscovered = 0  # bare .py files whose Functions are not known yet
+        self.discovered = 0  # checks of bare .py files, found as they were imported
         self.on_result = on_result
         self.total = 0
         self.pending: dict[float, Task] = {}  # planned to run, no result yet
@@ -91,7 +102,8 @@ class _Collector:
 
 def run(items: list[Item], options: RunOptions, on_result: Progress | None = None,
         on_start: Callable[[int], None] | None = None) -> RunOutcome:
-    """Check everything in `items`; Ctrl-C stops cleanly with what finished so far."""
+    """Check everything in `items` (or one shard of it: `options.shard`); Ctrl-C stops
+    cleanly with what finished so far."""
     from gradcheck_cli.execution.cache import Cache
 
     outcome = RunOutcome()
@@ -109,41 +121,22 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
     # of torch and this process's overlap.
     collector = _Collector(on_result, before_torch=start_workers_server)
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
-    to_run: list[Task] = []
-    discover: list[Job] = []
+    work = _Work(options, collector, cache)
+    info: ShardInfo | None = None
     try:
-        for index, item in enumerate(items):
-            # Results are reported in the order of the paths given, then of the plan.
-            order = index * ORDER_STRIDE
-            if item.kind == "module":
-                job = Job(tasks=[], discover=item.path, order_base=order)
-                # A bare .py whose Functions were found before, and which has not changed
-                # since, is planned here without importing it (nor torch).
-                names = cache.lookup_discovery(item.path) if cache is not None else None
-                if names is None:
-                    discover.append(job)
-                    collector.undiscovered += 1
-                else:
-                    to_run.extend(_discovered(job, names, options, collector, cache))
-            else:
-                tasks: list[Task] = []
-                for entry in plan_spec(item.path, options, before_torch=start_workers_server,
-                                       seen=collector.seen):
-                    order += 1
-                    if isinstance(entry, CheckResult):
-                        collector.add(float(order), entry)
-                    else:
-                        entry.order = order
-                        tasks.append(entry)
-                to_run.extend(_not_yet_known(tasks, options, collector, cache))
-            if to_run or discover:
+        pieces: Iterable[Piece] = _pieces(items, options, collector)
+        if options.shard is not None:
+            pieces, info = _my_shard(list(pieces), work)
+        for piece in pieces:
+            work.take(piece)
+            if work.to_run or work.discover:
                 # Something must run: workers will be needed, start loading torch for them.
                 start_workers_server()
-        collector.total = len(collector.by_order) + len(to_run) + len(discover)
+        collector.total = len(collector.by_order) + len(work.to_run) + len(work.discover)
         if on_start is not None:
             on_start(collector.total)
-        if to_run or discover:
-            _execute_all(to_run, discover, options, collector, cache)
+        if work.to_run or work.discover:
+            _execute_all(work)
     except KeyboardInterrupt as exc:
         outcome.interrupted = True
         outcome.signal = getattr(exc, "signum", None)
@@ -151,22 +144,91 @@ def run(items: list[Item], options: RunOptions, on_result: Progress | None = Non
         collector.mark_unfinished(options, f"the run was interrupted ({name or 'Ctrl-C'})")
     if not outcome.interrupted and not collector.undiscovered:
         outcome.selection_error = unmatched_selection(options, collector.seen)
-    outcome.results = collector.results()
+    if info is not None:
+        info.checks += collector.discovered
+        info.planned += collector.discovered
+        info.order = [int(order) for order in sorted(collector.by_order)]
+    outcome.results = Results(collector.results(), info)
+    if options.shard is None and options.cache_dir is not None:
+        # For a later run's --shard to weigh each check by its time (see `shard`).
+        record_durations(options.cache_dir, outcome.results)
     return outcome
 
 
-def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector,
-                   cache: Cache | None) -> list[Task]:
+def _pieces(items: list[Item], options: RunOptions, collector: _Collector) -> Iterator[Piece]:
+    """The run's plan, piece by piece (see `shard`), in the order of the paths given."""
+    for index, item in enumerate(items):
+        # Results are reported in the order of the paths given, then of the plan.
+        order = index * ORDER_STRIDE
+        if item.kind == "module":
+            yield module_piece(item.path, order)
+            continue
+        tasks: list[Task] = []
+        for entry in plan_spec(item.path, options, before_torch=collector.before_torch,
+                               seen=collector.seen):
+            order += 1
+            if isinstance(entry, CheckResult):
+                yield problem_piece(entry, order)
+            else:
+                entry.order = order
+                tasks.append(entry)
+        for job in group(tasks):
+            yield job_piece(job.tasks)
+
+
+def _my_shard(pieces: list[Piece], work: _Work) -> tuple[list[Piece], ShardInfo]:
+    """This run's shard of the whole plan, weighed by the durations recorded so far."""
+    mine, info = split(pieces, work.options, Durations(work.options.cache_dir))
+    if info.undiscovered:
+        # Functions of a .py in another shard are never seen here: -k cannot be judged.
+        work.collector.seen.complete = False
+    return mine, info
+
+
+class _Work:
+    """What is left to run as the plan is read: tasks, and .py files to discover."""
+
+    def __init__(self, options: RunOptions, collector: _Collector, cache: Cache | None) -> None:
+        self.options = options
+        self.collector = collector
+        self.cache = cache
+        self.to_run: list[Task] = []
+        self.discover: list[Job] = []
+
+    def answer(self, task: Task) -> CheckResult | None:
+        """The result known without running (CUDA absent, a cached pass), else None."""
+        if task.device.startswith("cuda") and not cuda_possible(self.collector.before_torch):
+            return task_result(task, self.options, "CUDA not available", Status.SKIPPED)
+        return self.cache.lookup(task, self.options) if self.cache is not None else None
+
+    def take(self, piece: Piece) -> None:
+        """Record what this piece's results are without running, queue the rest."""
+        if piece.result is not None:
+            self.collector.add(float(piece.order), piece.result)
+        elif piece.module is not None:
+            job = Job(tasks=[], discover=piece.module, order_base=piece.order)
+            # A bare .py whose Functions were found before, and which has not changed
+            # since, is planned here without importing it (nor torch).
+            names = (self.cache.lookup_discovery(piece.module) if self.cache is not None
+                     else None)
+            if names is None:
+                self.discover.append(job)
+                self.collector.undiscovered += 1
+            else:
+                self.to_run.extend(_discovered(job, names, self.options, self.collector,
+                                               self.answer))
+        else:
+            self.to_run.extend(_not_yet_known(piece.tasks, self.collector, self.answer))
+
+
+def _not_yet_known(tasks: list[Task], collector: _Collector,
+                   answer: Callable[[Task], CheckResult | None]) -> list[Task]:
     """Record the results known without running (CUDA absent, cached passes); the rest."""
     to_run: list[Task] = []
     for task in tasks:
-        if task.device.startswith("cuda") and not cuda_possible(collector.before_torch):
-            skipped = task_result(task, options, "CUDA not available", Status.SKIPPED)
-            collector.add(float(task.order), skipped)
-            continue
-        hit = cache.lookup(task, options) if cache is not None else None
-        if hit is not None:
-            collector.add(float(task.order), hit)
+        known = answer(task)
+        if known is not None:
+            collector.add(float(task.order), known)
         else:
             to_run.append(task)
             collector.pending[float(task.order)] = task
@@ -174,7 +236,7 @@ def _not_yet_known(tasks: list[Task], options: RunOptions, collector: _Collector
 
 
 def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Collector,
-                cache: Cache | None) -> list[Task]:
+                answer: Callable[[Task], CheckResult | None]) -> list[Task]:
     """The tasks of the Functions found in a bare .py, less those already known."""
     assert job.discover is not None
     new = list(discovered_tasks(job.discover, names, options, collector.before_torch,
@@ -182,13 +244,14 @@ def _discovered(job: Job, names: list[str], options: RunOptions, collector: _Col
     for offset, task in enumerate(new, start=1):
         task.order = job.order_base + offset
     collector.total += len(new)
-    return _not_yet_known(new, options, collector, cache)
+    collector.discovered += len(new)
+    return _not_yet_known(new, collector, answer)
 
 
-def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
-                 collector: _Collector, cache: Cache | None) -> None:
+def _execute_all(work: _Work) -> None:
+    tasks, options, collector, cache = work.to_run, work.options, work.collector, work.cache
     # Bare .py files are imported in a worker to find their Functions first.
-    jobs = group(tasks) + discover
+    jobs = group(tasks) + work.discover
 
     def record(job: Job, task: Task | None, result: CheckResult, deps: list[str]) -> None:
         collector.add(float(task.order if task is not None else job.order_base), result)
@@ -201,7 +264,7 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
             cache.store_discovery(job.discover, names, deps)
         collector.total -= 1  # the discovery counted as one until its checks were known
         collector.undiscovered -= 1
-        new = _discovered(job, names, options, collector, cache)
+        new = _discovered(job, names, options, collector, work.answer)
         return group(new)
 
     workers = min(worker_count(options), max(1, len(jobs)))
@@ -217,10 +280,11 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
 
             import_autograd_shapes()
         queue = deque(jobs)
-        while (job := next_job(queue, collector.known_broken)) is not None:
-            with ended_after():
-                for message in run_job_here(job, options):
-                    queue.extend(_handle(message, job, record, found))
+        with _one_torch_thread():
+            while (job := next_job(queue, collector.known_broken)) is not None:
+                with ended_after():
+                    for message in run_job_here(job, options):
+                        queue.extend(_handle(message, job, record, found))
     else:
         from gradcheck_cli.execution.pool import WorkerPool
 
@@ -229,9 +293,24 @@ def _execute_all(tasks: list[Task], discover: list[Job], options: RunOptions,
                      collector.known_broken)
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """In this process (-j 0), checks run with one torch thread as each worker's do (one
+    check per core: more threads per small op only contend); the caller's count is put
+    back after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _input_numels(task: Task) -> list[int]:
     """The sizes of the tensors a task's spec declares (none when they are inferred)."""
-    inputs = task.case.inputs or ()
+    inputs = leaves(task.case.inputs or (), task.case.kwargs)
     return [math.prod(i.shape) for i in inputs if isinstance(i, TensorInput)]
 
 
