@@ -99,6 +99,9 @@ register(CheckKind(
 register(CheckKind(
     "mutation", "forward and backward leave inputs and grad_outputs unchanged (or declare "
     "ctx.mark_dirty)", "mutation"))
+register(CheckKind(
+    "frozen", "inputs frozen (requires_grad=False) in turn leave the others' gradients "
+    "unchanged", "frozen", default_when="needs_input_grad"))
 # torch.library.opcheck's tests, one result each, for custom ops (engine/checks/opcheck.py).
 OPCHECK_TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
 for _test, _summary in zip(OPCHECK_TESTS, (

@@ -22,6 +22,7 @@ class Kind(str, enum.Enum):
     PARTIAL = "partial"
     UNKNOWN = "unknown"
     PRECISION = "precision"
+    NEEDS_INPUT_GRAD = "needs-input-grad"
 
     def __str__(self) -> str:
         return self.value
