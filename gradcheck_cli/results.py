@@ -223,7 +223,8 @@ class Summary:
 
         2 when interrupted (128 + the signal for SIGTERM or SIGHUP), 4 when a Function or
         case chosen matches nothing, 1 when any check failed or errored, 5 when nothing was
-        collected, else 0 (skipped checks do not fail a run).
+        collected (a shard left empty by a run that has checks is not that), else 0
+        (skipped checks do not fail a run).
         """
         if self.interrupted:
             return ExitCode.for_signal(self.signal)
@@ -231,7 +232,7 @@ class Summary:
             return ExitCode.USAGE_ERROR
         if self.failed or self.error:
             return ExitCode.FAILED
-        if self.total == 0:
+        if self.total == 0 and not (self.shard is not None and self.shard.planned):
             return ExitCode.NO_CHECKS
         return ExitCode.OK
 
@@ -252,7 +253,7 @@ class Summary:
         text = ", ".join(parts) + f" in {self.duration:.2f}s"
         if self.shard is not None:
             text = f"{self.shard.line()}: {text}"
-        if self.merged:
+        if self.merged > 1:
             text += f" (summed over {self.merged} reports)"
         if self.interrupted:
             text += " (interrupted)" if self.signal is None else (

@@ -60,6 +60,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from gradcheck_cli.cli.init import command as init
 
             return invoke(init, args[1:], "gradcheck-cli init")
+        if args and args[0] == "merge":
+            from gradcheck_cli.cli.merge import command as merge
+
+            return invoke(merge, args[1:], "gradcheck-cli merge")
         from gradcheck_cli.cli.check import command
 
         return invoke(command, args, "gradcheck-cli")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from gradcheck_cli.api import Report
     from gradcheck_cli.results import CheckResult, Summary
+    from gradcheck_cli.settings import Settings
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "g": 1 << 30, "gb": 1 << 30, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
@@ -187,7 +188,7 @@ def command(**kwargs: Any) -> int:
 
         for path in repro.save(report.results, Path(kwargs["save_repro"])):
             click.echo(f"gradcheck-cli: wrote {printable(str(path))}", err=True)
-    _report(report, settings.format, kwargs["junit_xml"], kwargs["show_jacobian"])
+    write_reports(report, settings, kwargs["junit_xml"], kwargs["show_jacobian"])
     if report.selection_error is not None:
         click.echo(f"gradcheck-cli: error: {printable_lines(str(report.selection_error))}",
                    err=True)
@@ -209,11 +210,15 @@ def choices(flags: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _report(report: Report, fmt: str, junit_xml: str | None, show_jacobian: bool) -> None:
+def write_reports(report: Report, settings: Settings, junit_xml: str | None,
+                  show_jacobian: bool = False) -> None:
+    """The report on stdout in the chosen format, the JUnit file if asked for, and (for
+    the github format, under GitHub Actions) the job summary."""
     from gradcheck_cli.report import ReportOptions, render
 
-    render(fmt, report.results,
-           ReportOptions(report.summary, sys.stdout, show_jacobian, advise=advise))
+    render(settings.format, report.results,
+           ReportOptions(report.summary, sys.stdout, show_jacobian, advise=advise,
+                         quiet=settings.quiet))
     sys.stdout.flush()
     if junit_xml:
         _write_junit(Path(junit_xml), report.results, report.summary)

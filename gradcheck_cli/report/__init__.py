@@ -45,6 +45,7 @@ class ReportOptions:
     out: TextIO  # where the report goes (stdout, or a file)
     show_jacobian: bool = False  # draw the difference Jacobian of failing inputs (table)
     advise: Advise = name_advice  # words one Advice in the front end's terms
+    quiet: int = 0  # 1: only failures and the summary line; 2: the summary line only
 
 
 Render = Callable[[list[CheckResult], ReportOptions], None]
