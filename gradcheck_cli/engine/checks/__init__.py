@@ -102,6 +102,9 @@ register(CheckKind(
 register(CheckKind(
     "frozen", "inputs frozen (requires_grad=False) in turn leave the others' gradients "
     "unchanged", "frozen", default_when="needs_input_grad"))
+register(CheckKind(
+    "vjp", "backward is linear in grad_output, as a vector-Jacobian product is (random "
+    "signed grad_outputs; gradcheck runs it too)", "linearity"))
 # torch.library.opcheck's tests, one result each, for custom ops (engine/checks/opcheck.py).
 OPCHECK_TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
 for _test, _summary in zip(OPCHECK_TESTS, (

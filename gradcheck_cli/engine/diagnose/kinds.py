@@ -23,6 +23,7 @@ class Kind(str, enum.Enum):
     UNKNOWN = "unknown"
     PRECISION = "precision"
     NEEDS_INPUT_GRAD = "needs-input-grad"
+    NOT_A_VJP = "not-a-vjp"
 
     def __str__(self) -> str:
         return self.value
