@@ -1,6 +1,6 @@
 """gradcheck-cli: check the hand-written backward of custom autograd Functions.
 
-The public Python API (`gradcheck_cli.run`, `make_settings`, `Report`, ...) lives in
+The public Python API (`check`, `assert_gradients`, `run`, `make_settings`, `Report`, ...) lives in
 `gradcheck_cli.api` and is re-exported here lazily: importing this package never imports
 torch.
 """
@@ -16,14 +16,16 @@ if TYPE_CHECKING:  # for type checkers: the names below, as `api` defines them
         Report,
         RunOptions,
         Settings,
+        assert_gradients,
+        check,
         collect,
         make_settings,
         run,
         run_items,
     )
 
-__all__ = ["Report", "RunOptions", "Settings", "__version__", "collect", "make_settings", "run",
-           "run_items"]
+__all__ = ["Report", "RunOptions", "Settings", "__version__", "assert_gradients", "check",
+           "collect", "make_settings", "run", "run_items"]
 _API = frozenset(__all__) - {"__version__"}
 
 

@@ -17,7 +17,8 @@ from gradcheck_cli.results import CheckResult, Summary
 from gradcheck_cli.settings import RunOptions, Settings, resolve
 from gradcheck_cli.specs.collect import Item
 
-__all__ = ["Report", "RunOptions", "Settings", "collect", "make_settings", "run", "run_items"]
+__all__ = ["Report", "RunOptions", "Settings", "assert_gradients", "check", "collect",
+           "make_settings", "run", "run_items"]
 
 
 @dataclass
@@ -30,6 +31,42 @@ class Report:
     allow_empty: bool = False
     # A Function or case chosen that matches nothing (a typo): the run is a usage error.
     selection_error: GradcheckCliError | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether no check failed or errored and at least one passed: a report of skips
+        only checked nothing."""
+        return self.exit_code is ExitCode.OK and self.summary.passed > 0
+
+    def text(self, width: int = 100, color: bool = False) -> str:
+        """The report as the command line's table shows it (failures with their details)."""
+        import io
+
+        from rich.console import Console
+
+        from gradcheck_cli.report import ReportOptions
+        from gradcheck_cli.report.table import write
+
+        out = io.StringIO()
+        console = Console(file=out, width=width, highlight=False, force_terminal=color,
+                          color_system="standard" if color else None)
+        write(console, self.results, ReportOptions(self.summary, out))
+        return out.getvalue()
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        yield Text.from_ansi(self.text(width=options.max_width,
+                                       color=console.color_system is not None))
+
+    def _repr_markdown_(self) -> str:
+        from gradcheck_cli.report import name_advice
+        from gradcheck_cli.report.markdown import document
+
+        return document(self.results, self.summary, name_advice)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -98,3 +135,90 @@ def run(paths: Sequence[str | Path] = (), settings: Settings | None = None, *,
     report = run_items(items, settings)
     report.notes = notes
     return report
+
+
+# `check`'s own keywords; an argument of the checked op with one of these names goes
+# through `kwargs={...}`.
+OPTION_KEYS = ("checks", "devices", "atol", "rtol", "eps", "mode", "seed", "float32",
+               "capabilities", "max_memory", "dodge_kinks")
+
+
+def check(target: Any, *args: Any, dtype: Any = "float64", kwargs: dict[str, Any] | None = None,
+          checks: Sequence[str] | str | None = None, devices: Sequence[str] | str | None = None,
+          atol: float | None = None, rtol: float | None = None, eps: float | None = None,
+          mode: str | None = None, seed: int | None = None, float32: bool | None = None,
+          capabilities: bool | None = None, max_memory: int | None = None,
+          dodge_kinks: bool | None = None, **target_kwargs: Any) -> Report:
+    """Check `target` (an autograd Function subclass, a custom op, an nn.Module or a
+    callable) on these arguments in this process, as the command line checks a spec.
+
+    Tensors are cloned; floating ones are converted to `dtype` (float64 unless you say
+    otherwise; None keeps theirs). If none of them requires grad every floating tensor is
+    checked, else only those that do. Lists and tuples of tensors are passed as lists,
+    each tensor checked (named `xs[1]`); keyword arguments are passed by name. The options
+    are the command line's (`checks=("gradcheck",)`, `devices="cpu"`, `atol=1e-6`,
+    `mode="exact"`, ...), over the project's `[tool.gradcheck-cli]` config.
+    """
+    import time
+
+    from gradcheck_cli.execution.direct import check_object
+    from gradcheck_cli.quiet import quiet_torch_import
+    from gradcheck_cli.target.objects import target_of
+
+    started = time.perf_counter()
+    quiet_torch_import()
+    import torch
+
+    chosen = {"checks": (checks,) if isinstance(checks, str) else checks,
+              "devices": (devices,) if isinstance(devices, str) else devices,
+              "atol": atol, "rtol": rtol, "eps": eps, "mode": mode, "seed": seed,
+              "float32": float32, "capabilities": capabilities, "max_memory": max_memory,
+              "dodge_kinks": dodge_kinks}
+    _validate(chosen)
+    given: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None}
+    settings = make_settings(None, **given, jobs=0, cache=False)
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise UsageError(f"unknown dtype `{dtype}`", hint="e.g. dtype=torch.float64")
+        dtype = getattr(torch, dtype)
+    keywords = {**(kwargs or {}), **target_kwargs}
+    results = check_object(target_of(target), args, keywords, settings.options, dtype)
+    return Report(results, Summary.of(results, time.perf_counter() - started))
+
+
+def _validate(chosen: dict[str, Any]) -> None:
+    """A ValueError naming a mistyped option value (the command line's choices say it there)."""
+    from gradcheck_cli.engine.checks import check_names
+    from gradcheck_cli.errors import did_you_mean
+    from gradcheck_cli.settings import DEVICES, MODES
+
+    def bad(what: str, value: Any, allowed: Sequence[str]) -> ValueError:
+        hint = did_you_mean(str(value), tuple(allowed)) or f"one of: {', '.join(allowed)}"
+        return ValueError(f"unknown {what} {value!r}: {hint}")
+
+    if chosen["mode"] is not None and chosen["mode"] not in MODES:
+        raise bad("mode", chosen["mode"], MODES)
+    for name in chosen["checks"] or ():
+        if name not in check_names():
+            raise bad("check", name, check_names())
+    for device in chosen["devices"] or ():
+        if str(device).split(":")[0] not in DEVICES:
+            raise bad("device", device, DEVICES)
+
+
+def assert_gradients(target: Any, *args: Any, **options: Any) -> Report:
+    """`check(...)`, raising AssertionError whose text is the report (the per-input table
+    and each failure's diagnosis) unless every check passed; the report otherwise."""
+    report = check(target, *args, **options)
+    if report.passed:
+        return report
+    if report.exit_code is ExitCode.OK:  # every check skipped
+        reasons = "; ".join(dict.fromkeys(r.message for r in report.results)) or "no checks"
+        raise AssertionError(f"nothing was checked for {_shown_name(target)}: {reasons}")
+    raise AssertionError("gradients of " + _shown_name(target) + " are not right:\n"
+                         + report.text())
+
+
+def _shown_name(target: Any) -> str:
+    return str(getattr(target, "__name__", None) or getattr(target, "_name", None)
+               or type(target).__name__)

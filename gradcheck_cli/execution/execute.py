@@ -96,7 +96,8 @@ def _guarded(task: Task, options: RunOptions, first_order_ok: bool | None,
              unrestored: list[str], watch: escapes.Watch) -> CheckResult:
     result = task_result(task, options, status=Status.PASSED)
     try:
-        target = isolation.watch_import(task.module, lambda: load_target(task, task.case.name))
+        target = task.target if task.target is not None else isolation.watch_import(
+            task.module, lambda: load_target(task, task.case.name))
     except escapes.ESCAPES as exc:  # import_file lets KeyboardInterrupt through
         escaped = watch.escape(exc, task.module)
         if escaped is None:

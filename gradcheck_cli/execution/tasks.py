@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.results import NO_CHECK, CheckResult, Status
@@ -31,6 +32,9 @@ class Task:
     explicit_checks: bool
     spec_line: int | None = None
     order: int = 0
+    # The target itself, when it is a Python object handed over (the API's `check`), not
+    # a name to look up in `module`; it never crosses to a worker.
+    target: Any = None
 
 
 @dataclass

@@ -263,7 +263,7 @@ def resolve_op(module: ModuleType, path: Path, name: str) -> OpTarget | None:
 
     value = getattr(module, name, None)
     if isinstance(value, CustomOpDef):
-        return _describe_custom_op(name, value, path)
+        return describe_custom_op(name, value, path)
     qualname = declared_ops(path).get(name)
     if qualname is None:
         return None
@@ -309,7 +309,7 @@ def type_name(jit_type: Any) -> str:
             "NumberType": "Scalar", "StringType": "str"}.get(kind, str(jit_type))
 
 
-def _params(slots: tuple[Slot, ...]) -> list[Param]:
+def flat_params(slots: tuple[Slot, ...]) -> list[Param]:
     params = []
     for slot in slots:
         for name in slot.param_names():
@@ -334,13 +334,13 @@ def _in_file(fn: Any, path: Path) -> int | None:
     return code.co_firstlineno if same else None
 
 
-def _describe_custom_op(name: str, opdef: Any, path: Path) -> OpTarget:
+def describe_custom_op(name: str, opdef: Any, path: Path) -> OpTarget:
     """An OpTarget for a CustomOpDef: lines of its function, backward and fake kernel."""
     kernel = opdef._init_fn
     line = _def_line(path, getattr(kernel, "__name__", name)) or _code_line(kernel) or 1
     return OpTarget(
         name=name, kind="custom_op", obj=opdef, file=path, line=line,
-        params=_params(slots_of(opdef._opoverload._schema)), forward_line=line,
+        params=flat_params(slots_of(opdef._opoverload._schema)), forward_line=line,
         backward_line=_in_file(opdef._backward_fn, path) or _in_file(
             opdef._setup_context_fn, path),
         qualname=opdef._qualname, slots=slots_of(opdef._opoverload._schema),
@@ -364,7 +364,7 @@ def _describe_defined(name: str, qualname: str, overload: Any, module: ModuleTyp
     slots = slots_of(overload._schema)
     return OpTarget(
         name=name, kind="custom_op", obj=overload, file=path, line=line,
-        params=_params(slots), forward_line=registrations.get("impl_line") or line,
+        params=flat_params(slots), forward_line=registrations.get("impl_line") or line,
         backward_line=_in_file(backward, path), qualname=qualname, slots=slots,
         differentiable=any(has(k) for k in ("Autograd", "AutogradCPU", "AutogradCUDA",
                                             "CompositeImplicitAutograd")),

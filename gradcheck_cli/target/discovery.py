@@ -239,7 +239,7 @@ def user_frame(exc: BaseException, prefer: Path | None = None) -> tuple[str | No
     return None, None
 
 
-def _source_lines(path: Path) -> dict[str, dict[str, int]]:
+def source_lines(path: Path) -> dict[str, dict[str, int]]:
     """Lines of top-level definitions and their methods: {name: {"": line, "forward": ...}}.
 
     Parsed once per version of the file (every task of a Function asks again).
@@ -328,7 +328,7 @@ def find_functions(module: ModuleType, path: Path) -> list[Target]:
     """Every autograd Function subclass defined in the module's own file, in source order."""
     import torch
 
-    lines = _source_lines(path)
+    lines = source_lines(path)
     found = []
     for value in list(vars(module).values()):
         if (
@@ -408,7 +408,7 @@ def resolve(module: ModuleType, path: Path, name: str) -> Target | None:
     value = getattr(module, name, None)
     if value is None:
         return None
-    lines = _source_lines(path)
+    lines = source_lines(path)
     if isinstance(value, type) and issubclass(value, torch.autograd.Function):
         return describe_function_class(value, path, lines)
     if isinstance(value, type) and issubclass(value, torch.nn.Module):

@@ -24,6 +24,11 @@ def module_target(target: Target, args: list[Any], names: list[str], init: dict[
     gets its own per-input error.
     """
     torch.manual_seed(seed)
+    if isinstance(target.obj, torch.nn.Module):  # an instance (the API's): a copy of it
+        import copy
+
+        instance = copy.deepcopy(target.obj).to(device=device, dtype=torch.float64)
+        return _as_function(instance, target, args, names, layout)
     try:
         instance = target.obj(**init)
     except Exception as exc:
@@ -33,6 +38,11 @@ def module_target(target: Target, args: list[Any], names: list[str], init: dict[
                                 file=display(Path(why.file)) if why.file else None,
                                 line=why.line, hint=hint) from None
     instance = instance.to(device=device, dtype=torch.float64)
+    return _as_function(instance, target, args, names, layout)
+
+
+def _as_function(instance: torch.nn.Module, target: Target, args: list[Any], names: list[str],
+                 layout: Layout | None = None) -> tuple[Target, list[Any], list[str]]:
     named = [(n, p) for n, p in instance.named_parameters() if p.requires_grad]
     params = [p.detach().clone().requires_grad_(True) for _, p in named]
     count = len(args)
