@@ -6,6 +6,7 @@ instant, and a fully cached run never imports it.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,6 +223,24 @@ def write_reports(report: Report, settings: Settings, junit_xml: str | None,
     sys.stdout.flush()
     if junit_xml:
         _write_junit(Path(junit_xml), report.results, report.summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if settings.format == "github" and step_summary:
+        _write_step_summary(Path(step_summary), report)
+
+
+def _write_step_summary(path: Path, report: Report) -> None:
+    """Add the failures and their reproduce commands to the GitHub Actions job summary (a
+    file GitHub renders as markdown; each step appends to it)."""
+    from gradcheck_cli.report import github
+    from gradcheck_cli.report.safe import printable
+
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(github.job_summary(report.results, report.summary, advise) + "\n")
+    except OSError as exc:
+        click.echo(f"gradcheck-cli: warning: cannot write the job summary to "
+                   f"{printable(str(path))}: {exc.strerror}; the report above is whole",
+                   err=True)
 
 
 def _write_junit(path: Path, results: list[CheckResult], summary: Summary) -> None:

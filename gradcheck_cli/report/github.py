@@ -1,13 +1,20 @@
-"""GitHub Actions annotations: one `::error` workflow command per failed or errored result."""
+"""GitHub Actions: one `::error` annotation per failed or errored result, and the job summary.
+
+GitHub shows at most 10 annotations of each level per step: past that, the rest are said in
+one annotation (the log and the job summary have them all).
+"""
 
 # No `from __future__ import annotations` here: it would bind the name `annotations`,
 # which this module's public function takes. The annotations below all run on 3.10.
 
-from gradcheck_cli.report import Advise, ReportOptions, advice_line, name_advice
+from gradcheck_cli.report import Advise, ReportOptions, advice_line, name_advice, result_id
 from gradcheck_cli.report.location import Position, position
 from gradcheck_cli.report.naming import distinct
 from gradcheck_cli.report.safe import shown
-from gradcheck_cli.results import CheckResult, Status
+from gradcheck_cli.results import CheckResult, Status, Summary
+
+LIMIT = 10  # annotations of one level GitHub shows per step
+LISTED = 30  # ids named in the annotation that stands for the rest
 
 
 def escape_data(text: str) -> str:
@@ -29,6 +36,11 @@ def title(result: CheckResult) -> str:
         params.append(result.case)
     suffix = f" [{'-'.join(params)}]" if params and result.function else ""
     return f"{check} {result.status.value}: {subject}{suffix}"
+
+
+def level(result: CheckResult) -> str:
+    """The annotation level: `error` for a failed or errored check (the only ones shown)."""
+    return "error"
 
 
 def annotation(result: CheckResult, advise: Advise = name_advice,
@@ -58,16 +70,44 @@ def annotation(result: CheckResult, advise: Advise = name_advice,
     if result.reproduce:
         message += f"\nreproduce: {result.reproduce}"
     head = ",".join(f"{key}={escape_property(value)}" for key, value in props)
-    return f"::error {head}::{escape_data(message)}"
+    return f"::{level(result)} {head}::{escape_data(message)}"
+
+
+def _rest(kind: str, rest: list[CheckResult]) -> str:
+    """The one annotation that stands for those GitHub would not show."""
+    names = [result_id(shown(r)) for r in rest]
+    listed = ", ".join(names[:LISTED]) + (f", and {len(names) - LISTED} more"
+                                          if len(names) > LISTED else "")
+    message = (f"{len(rest)} more failed or errored checks, not annotated (GitHub shows "
+               f"{LIMIT} per step): {listed}\nthe log and the job summary have them all")
+    head = f"title={escape_property(f'gradcheck-cli: {len(rest)} more')}"
+    return f"::{kind} {head}::{escape_data(message)}"
 
 
 def annotations(results: list[CheckResult], advise: Advise = name_advice) -> list[str]:
-    """One workflow command per failed or errored result, in order; none for the rest. No
-    two share a title: one shared by two specs' results says its spec."""
+    """One workflow command per failed or errored result, in order; none for the rest;
+    past LIMIT of one level, the first LIMIT - 1 and one that names the others. No two
+    share a title: one shared by two specs' results says its spec."""
     problems = [r for r in results if r.status.is_problem]
     titles = distinct([title(shown(r)) for r in problems], problems,
                       lambda r: shown(r).spec or shown(r).module or "?")
-    return [annotation(r, advise, t) for r, t in zip(problems, titles)]
+    commands: list[str] = []
+    for kind in dict.fromkeys(level(r) for r in problems):
+        mine = [(r, t) for r, t in zip(problems, titles) if level(r) == kind]
+        shown_here = mine if len(mine) <= LIMIT else mine[:LIMIT - 1]
+        commands += [annotation(r, advise, t) for r, t in shown_here]
+        if len(shown_here) < len(mine):
+            commands.append(_rest(kind, [r for r, _ in mine[len(shown_here):]]))
+    return commands
+
+
+def job_summary(results: list[CheckResult], summary: Summary,
+                advise: Advise = name_advice) -> str:
+    """Markdown for `$GITHUB_STEP_SUMMARY`: the summary line, the table of the failed and
+    errored results, and for each what went wrong and the command that reproduces it."""
+    from gradcheck_cli.report import markdown
+
+    return markdown.document([r for r in results if r.status.is_problem], summary, advise)
 
 
 def render(results: list[CheckResult], options: ReportOptions) -> None:

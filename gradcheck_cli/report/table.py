@@ -69,7 +69,7 @@ def _errors_cell(result: CheckResult, split: bool = False) -> Pieces:
 
 def _row(r: CheckResult) -> narrow.Row:
     words = [r.status.value, *(["(cached)"] if r.cached else []),
-             *(["(probe)"] if r.mode == "probe" else [])]
+             *([f"({r.mode})"] if r.mode in ("probe", "reference") else [])]
     status = Pieces.joined((Text(w, style=STYLES[r.status]) for w in words), " ")
     cells = {
         narrow.SPEC: PurePath(r.spec or r.module or "?").name,
@@ -190,7 +190,7 @@ def _details(result: CheckResult, width: int, show_jacobian: bool = False,
         location = shorten_path(result.location, max(width - len("  at "), 1))
         lines.append(Text(f"  at {location}", style="dim"))
     if result.mode_reason:
-        lines.append(paragraph(f"  probe mode: {result.mode_reason}", width, "dim"))
+        lines.append(paragraph(f"  {result.mode} mode: {result.mode_reason}", width, "dim"))
     if result.inputs_inferred is not None:
         lines.append(paragraph(f"  inputs inferred: {result.inputs_inferred}", width, "dim"))
     for line in result.message.splitlines() or [""]:
@@ -280,8 +280,8 @@ def _notes(results: list[CheckResult], advise: Advise, width: int) -> list[Text]
     for r in results:
         if r.status.is_problem:
             continue
-        if r.mode_reason:
-            notes.append(f"note: {result_id(r)}: probe mode: {r.mode_reason}")
+        if r.mode_reason and r.mode != "reference":  # a reference pass's evidence: JSON's
+            notes.append(f"note: {result_id(r)}: {r.mode} mode: {r.mode_reason}")
         for entry in r.inputs:
             if entry.note:
                 notes.append(f"note: {result_id(r)}: {entry.name}: {entry.note}")
@@ -304,8 +304,26 @@ def render(results: list[CheckResult], options: ReportOptions) -> None:
 
 
 def write(console: Console, results: list[CheckResult], options: ReportOptions) -> None:
+    """The table, capabilities and notes, each failure's details, the summary line; with
+    `quiet` 1 only the failures (their rows and details) and the summary line, with 2 the
+    summary line alone."""
     results = shown_all(results)
     width = console.width
+    problems = [r for r in results if r.status.is_problem]
+    if options.quiet == 0:
+        _overview(console, results, options, width)
+    elif options.quiet == 1 and any(r.capabilities is None for r in problems):
+        _emit(console, build_table([r for r in problems if r.capabilities is None], width))
+    if options.quiet < 2:
+        _failures(console, problems, options, width)
+    code = options.summary.exit_code
+    style = "bold red" if code == 1 else "bold green" if code == 0 else "bold yellow"
+    _emit(console, paragraph(options.summary.line(), width, style))
+
+
+def _overview(console: Console, results: list[CheckResult], options: ReportOptions,
+              width: int) -> None:
+    """Every result's row, the capability matrix and the notes."""
     plain = [r for r in results if r.capabilities is None]
     if plain:
         _emit(console, build_table(plain, width))
@@ -320,7 +338,11 @@ def write(console: Console, results: list[CheckResult], options: ReportOptions) 
         console.print()
         for note in notes:
             _emit(console, note)
-    problems = [r for r in results if r.status.is_problem]
+
+
+def _failures(console: Console, problems: list[CheckResult], options: ReportOptions,
+              width: int) -> None:
+    """Under the table, each failed or errored result: its details, advice, reproduce."""
     for result in problems:
         console.print()
         # The result's id and its reproduce command get copied and pasted: never wrapped.
@@ -335,6 +357,3 @@ def write(console: Console, results: list[CheckResult], options: ReportOptions) 
             console.print(Text(f"  reproduce: {result.reproduce}", style="dim"), soft_wrap=True)
     if problems:
         console.print()
-    code = options.summary.exit_code
-    style = "bold red" if code == 1 else "bold green" if code == 0 else "bold yellow"
-    _emit(console, paragraph(options.summary.line(), width, style))
