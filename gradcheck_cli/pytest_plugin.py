@@ -8,6 +8,11 @@ One item per Function x case x device x check, named as the CLI names results
 (`specs/gradcheck_ops.yaml::MultiplyAdd[wide-cpu-gradcheck]`). A spec that cannot be
 read, or whose module cannot be imported, is one failing item (`...::collect`); a Function
 the spec gets wrong is one failing item named after it.
+
+`--gradcheck-shard I/N` (or `[tool.gradcheck-cli] shard`) keeps the I-th of N shards of the
+gradcheck items, balanced by the cost model's estimates as the CLI's `--shard` is (other
+tests are left alone). `--lf` and `--sw` re-run the failed items only: their node ids are
+stable from run to run.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "`gradcheck-cli --device` does. Default: [tool.gradcheck-cli] devices, else the "
              "spec's, else cpu plus cuda when available (cuda items are skipped without CUDA)",
     )
+    group.addoption(
+        "--gradcheck-shard", default=None, metavar="I/N",
+        help="run only the I-th of N shards of the gradcheck items (1-based), balanced by "
+             "their expected duration, as `gradcheck-cli --shard`; other tests all run. "
+             "Default: [tool.gradcheck-cli] shard, else all of them",
+    )
     parser.addini(
         INI_SPECS, type="args", default=list(DEFAULT_PATTERNS),
         help="globs of spec files collected as gradient checks: a glob without `/` matches "
@@ -58,6 +69,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a gradient check collected from a gradcheck-cli spec file"
     )
+    shard: str | None = config.getoption("--gradcheck-shard")
+    if shard is not None:
+        from gradcheck_cli.errors import UsageError
+        from gradcheck_cli.settings import parse_shard
+
+        try:
+            parse_shard(shard, "--gradcheck-shard")
+        except UsageError as exc:
+            raise pytest.UsageError(f"gradcheck-cli: {exc}") from None
 
 
 def spec_patterns(config: pytest.Config) -> list[str]:
@@ -113,13 +133,44 @@ def run_options(config: pytest.Config) -> RunOptions:
     from gradcheck_cli.errors import GradcheckCliError
 
     flag: list[str] | None = config.getoption("--gradcheck-device")
+    shard: str | None = config.getoption("--gradcheck-shard")
     try:
         settings = make_settings(find_config(config.rootpath), devices=flag, jobs=0,
-                                 cache=False)
+                                 cache=False, shard=shard)
     except GradcheckCliError as exc:
         raise pytest.UsageError(f"gradcheck-cli: {exc}") from None
     config.stash[_OPTIONS] = settings.options
     return settings.options
+
+
+_SHARD = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep this shard's gradcheck items (`--gradcheck-shard`); pytest's --lf and --sw
+    filter afterwards (their hooks wrap this one)."""
+    ours = [item for item in items if isinstance(item, _SpecItem)]
+    if not ours:
+        return
+    options = run_options(config)
+    if options.shard is None:
+        return
+    from gradcheck_cli.execution import shard
+
+    index, count = options.shard
+    weights = [(item.nodeid, shard.estimate(item.task, options) if isinstance(item, CheckItem)
+                else shard.PROBLEM_SECONDS) for item in ours]
+    chosen = shard.assign(weights, count)
+    dropped = {id(item) for item, s in zip(ours, chosen) if s != index - 1}
+    if dropped:
+        config.hook.pytest_deselected(items=[i for i in items if id(i) in dropped])
+        items[:] = [i for i in items if id(i) not in dropped]
+    config.stash[_SHARD] = (f"gradcheck: shard {index}/{count}: "
+                            f"{len(ours) - len(dropped)} of {len(ours)} checks")
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    return config.stash.get(_SHARD, None)
 
 
 class SpecFile(pytest.File):
