@@ -419,3 +419,53 @@ def test_draft_inputs_are_specs_and_nothing_runs(tmp_path: Path) -> None:
     with_bias = drafts[1]  # the None default made a tensor, as a fallback
     assert with_bias[2] == TensorInput(shape=(2,), name="bias")
     assert all(isinstance(spec, (TensorInput, LiteralInput)) for d in drafts for spec in d)
+
+
+COMPLEX = '''
+import torch
+
+
+class Rotate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, w):
+        ctx.save_for_backward(z, w)
+        return z * w
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, w = ctx.saved_tensors
+        return grad * w.conj(), grad * z.conj()
+
+
+class Norm(torch.autograd.Function):
+    """No complex in its code: real inputs."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x * x).sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+'''
+
+
+def test_code_using_conj_gets_complex_inputs_in_init_and_zero_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path, "ops.py", COMPLEX)
+    assert _init(monkeypatch, tmp_path, "ops.py") == 0
+    inputs = _inputs(tmp_path / "ops.yaml")
+    assert [(i.name, getattr(i, "dtype", None)) for i in inputs["Rotate"]] == [
+        ("z", "complex128"), ("w", "complex128")]
+    assert [getattr(i, "dtype", None) for i in inputs["Norm"]] == ["float64"]
+    assert "dtype: complex128" in (tmp_path / "ops.yaml").read_text()
+    (tmp_path / "ops.yaml").unlink()
+    capsys.readouterr()
+    assert main([str(tmp_path / "ops.py"), "--device", "cpu", "--jobs", "0", "--no-cache",
+                 "--check", "gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "ops.py::Rotate: inputs inferred: z (3, 4) complex128, w (3, 4) complex128" in out
+    assert "ops.py::Norm: inputs inferred: x (3, 4)\n" in out

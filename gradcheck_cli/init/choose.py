@@ -36,6 +36,7 @@ def drafts_for(target: Target, init: dict[str, Any], shape: tuple[int, ...]
     """The drafts to try, best first: init's guesses from forward's source (for an
     nn.Module, first those its layers suggest for its first input), then every tensor of
     `shape`; a `shape` the user chose (not the default) goes first."""
+    from gradcheck_cli.init.complex_use import complexified, uses_complex
     from gradcheck_cli.init.drafting import draft_inputs
 
     drafts = draft_inputs(target)
@@ -45,6 +46,8 @@ def drafts_for(target: Target, init: dict[str, Any], shape: tuple[int, ...]
         drafts.append(infer_inputs(target, shape))
     else:
         drafts.insert(0, infer_inputs(target, shape))
+    if uses_complex(target):  # complex inputs first: a real one hides a missing .conj()
+        drafts = [complexified(draft) for draft in drafts] + drafts
     distinct: list[tuple[InputSpec, ...]] = []
     for draft in drafts:  # literal values may be lists: compared, not hashed
         if draft not in distinct:

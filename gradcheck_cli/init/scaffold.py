@@ -10,11 +10,12 @@ error. Parameters with defaults keep them as literals.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gradcheck_cli.errors import GradcheckCliError
+from gradcheck_cli.init.complex_use import complexified, uses_complex
 from gradcheck_cli.init.drafting import forward_node, guesses
 from gradcheck_cli.init.trial import first_that_runs
 from gradcheck_cli.init.yaml_text import entry_yaml, literal, needs_quotes
@@ -62,6 +63,8 @@ def draft(target: Target) -> Draft:
     if target.kind == "module":
         return _module_draft(target, result)
     tried = guesses(target)
+    if uses_complex(target):  # complex inputs first: a real one hides a missing .conj()
+        tried = [replace(g, specs=list(complexified(tuple(g.specs)))) for g in tried] + tried
     chosen = tried[0]
     if target.kind != "legacy":
         chosen, error = first_that_runs(target, tried)

@@ -60,6 +60,8 @@ def entry_yaml(spec: InputSpec) -> str:
                            name=spec.name)
     if isinstance(spec, TensorInput):
         parts = [f"shape: [{', '.join(map(str, spec.shape))}]"]
+        if spec.dtype != "float64":
+            parts.append(f"dtype: {spec.dtype}")
         if spec.low is not None:
             parts.append(f"low: {literal(spec.low)}")
         if spec.high is not None:

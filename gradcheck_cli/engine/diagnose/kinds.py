@@ -17,6 +17,7 @@ class Kind(str, enum.Enum):
     ZERO = "zero"
     SWAPPED = "swapped"
     SIGN = "sign"
+    CONJUGATE = "conjugate"
     SCALE = "scale"
     TRANSPOSED = "transposed"
     PARTIAL = "partial"
