@@ -357,3 +357,32 @@ def test_scripts_follow_the_checks_torch_call(tmp_path):
     for path in written:
         name = path.stem.rsplit("_", 1)[1]
         assert f"ok = {calls[name]}(fn, inputs" in path.read_text(encoding="utf-8")
+
+
+def test_repro_passes_keyword_and_list_inputs_as_the_check_did(write_op, write_spec, tmp_path,
+                                                               run_json):
+    # The case file's ops: a list whose second tensor's gradient is wrong, and a custom op
+    # taking a Tensor[] and a keyword-only float, called through torch.ops in the script.
+    source = (Path(__file__).parent / "cases" / "keyword_and_list_inputs.py").read_text()
+    write_op(source)
+    write_spec('''
+        module: ops.py
+        functions:
+          pair_of_list:
+            inputs: [{list: [{shape: [4]}, {shape: [4]}]}]
+          mix:
+            inputs: [{list: [{shape: [3]}, {shape: [3]}]}]
+            kwargs: {alpha: 2.0}
+    ''')
+    doc = run_json("spec.yaml", "--check", "gradcheck", "--save-repro", "repro")
+    assert {r["function"]: r["status"] for r in doc["results"]} == {
+        "pair_of_list": "failed", "mix": "failed"}
+    for name in ("pair_of_list", "mix"):
+        script = tmp_path / "repro" / f"repro_{name}_default_cpu_gradcheck.py"
+        proc = _python(str(script), cwd=tmp_path / "repro")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[0] == "gradcheck: False", proc.stdout
+        # torch names the flat input whose gradient is wrong: the list's second tensor.
+        assert "with respect to input 1" in proc.stdout
+    assert "OP = 'gcc_kwcases::mix'" in (
+        tmp_path / "repro" / "repro_mix_default_cpu_gradcheck.py").read_text()

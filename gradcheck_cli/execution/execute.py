@@ -36,7 +36,7 @@ from gradcheck_cli.results import CheckResult, Status
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import GivenTensor, InputSpec, Keywords, TensorInput, leaves
-from gradcheck_cli.target.custom_op import not_checkable
+from gradcheck_cli.target.custom_op import OpTarget, not_checkable
 from gradcheck_cli.target.discovery import Target, candidate_names, import_file, resolve
 from gradcheck_cli.target.module import module_target, required_init_args
 
@@ -223,6 +223,9 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         result.recipe = {"inputs": recipe(specs, names, task.case.kwargs), "eps": tol.eps,
                          "atol": tol.atol, "rtol": tol.rtol}
         layout = layout_of(specs, task.case.kwargs)
+        if isinstance(target, OpTarget):  # called through torch.ops, by its schema
+            result.recipe["op"] = target.qualname
+            layout = layout or target.flat_layout(len(names))
         if layout is not None:  # how the flat inputs are passed: [keyword, list length]
             result.recipe["layout"] = [list(slot) for slot in layout.slots]
     if task.inferred and outcome.status is Status.ERROR and _forward_failed(outcome.message):

@@ -40,6 +40,7 @@ import torch
 RESULT = {what!r}
 MODULE = {module!r}
 FUNCTION = {function!r}
+OP = {op!r}  # a torch.library op, called through torch.ops by its qualified name
 sys.path.insert(0, {root!r})
 if {dotted!r} != "":
     # The file is part of a package: import it as such, so its relative imports work.
@@ -48,9 +49,11 @@ else:
     spec = importlib.util.spec_from_file_location("user_module", MODULE)
     user_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(user_module)
-target = getattr(user_module, FUNCTION)
+target = getattr(user_module, FUNCTION) if OP is None \\
+    else getattr(getattr(torch.ops, OP.split("::")[0]), OP.split("::")[1])
 fn = target.apply if isinstance(target, type) and issubclass(target, torch.autograd.Function) \\
     else target
+{packing}
 
 generator = torch.Generator().manual_seed({seed})
 
@@ -174,13 +177,45 @@ def script(result: CheckResult, module_path: Path, name: str) -> str:
 
     root, dotted = package_root(module_path.resolve())
     names = [e.get("name") for e in recipe.get("inputs", [])]
+    op = recipe.get("op")
     return TEMPLATE.format(
+        op=str(op) if op else None, packing=_packing(recipe.get("layout")),
         what=f"{result.function} [{result.device}, {result.check}, case {result.case}]",
         module=str(module_path.resolve()), root=str(root),
         dotted=dotted if "." in dotted else "", function=str(result.function),
         seed=int(seed), inputs=lines, call=call,
         input_names=[n if n is None else str(n) for n in names],
     )
+
+
+PACKING = '''
+# The check's inputs are flat; the call takes some by name or as lists: [keyword, length].
+LAYOUT = {layout}
+packed = fn
+
+
+def fn(*flat):
+    args, kwargs, at = [], {{}}, 0
+    for keyword, count in LAYOUT:
+        value = flat[at] if count is None else list(flat[at:at + count])
+        at += 1 if count is None else count
+        if keyword is None:
+            args.append(value)
+        else:
+            kwargs[keyword] = value
+    return packed(*args, *flat[at:], **kwargs)
+'''
+
+
+def _packing(layout: Any) -> str:
+    """The wrapper that passes the flat inputs as the check did, when not one per argument."""
+    if not isinstance(layout, list) or not layout:
+        return ""
+    slots = [(str(k) if k is not None else None, int(n) if n is not None else None)
+             for k, n in layout]
+    if all(k is None and n is None for k, n in slots):
+        return ""
+    return PACKING.format(layout=literal([list(s) for s in slots]))
 
 
 def _finite(value: Any, default: float) -> float:
@@ -200,8 +235,9 @@ def save(results: list[CheckResult], folder: Path,
     target = Folder(folder, "a repro script", warn)
     for result in results:
         if (result.status is not Status.FAILED or result.recipe is None
-                or template(result) is None or not result.module):
-            continue
+                or template(result) is None or not result.module
+                or any(e.get("given") for e in result.recipe.get("inputs", []))):
+            continue  # values given in code (the API's) cannot be redrawn
         name = f"repro_{unique_stem(result, taken)}.py"
         text = script(result, Path(result.module), name)
 

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from gradcheck_cli.results import Status
-from gradcheck_cli.target.records import Param, Target
+from gradcheck_cli.target.records import Layout, Param, Target
 
 LIST_LENGTH = 2  # the tensors a Tensor[] argument gets from a flat list of inputs
 NOT_DIFFERENTIABLE = ("not differentiable: no autograd formula registered "
@@ -90,6 +90,18 @@ class OpTarget(Target):
             else:
                 positional.append(value)
         return positional, keywords
+
+    def flat_layout(self, count: int) -> Layout:
+        """How `pack` passes `count` flat inputs, as a Layout (for repro scripts)."""
+        slots: list[tuple[str | None, int | None]] = []
+        index = 0
+        for slot in self.slots:
+            if index >= count:
+                break
+            width = slot.width if slot.type == "Tensor[]" else None
+            slots.append((slot.name if slot.keyword_only else None, width))
+            index += width or 1
+        return Layout(tuple(slots))
 
     def positional(self) -> list[Param]:
         return [Param(s.name, s.has_default, s.default) for s in self.slots
