@@ -271,6 +271,7 @@ def test_the_limits_are_measured() -> None:
 
 # ----------------------------------------------------------------- registries
 
+# With a jvp, so that the forward-mode check (jvp) has something to check too.
 SQUARE = '''
 import torch
 
@@ -279,12 +280,18 @@ class Square(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
         return x * x
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return 2 * x * g
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return 2 * x * t
 '''
 
 

@@ -105,6 +105,9 @@ register(CheckKind(
 register(CheckKind(
     "vjp", "backward is linear in grad_output, as a vector-Jacobian product is (random "
     "signed grad_outputs; gradcheck runs it too)", "linearity"))
+register(CheckKind(
+    "jvp", "forward-mode derivatives (a Function's jvp) against finite differences", "jvp",
+    default_when="jvp"))
 # torch.library.opcheck's tests, one result each, for custom ops (engine/checks/opcheck.py).
 OPCHECK_TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
 for _test, _summary in zip(OPCHECK_TESTS, (
@@ -117,3 +120,9 @@ for _test, _summary in zip(OPCHECK_TESTS, (
 register(CheckKind(
     "opcheck", "all of torch.library.opcheck's tests of a custom op (the opcheck:* checks)",
     "opcheck", group=tuple(f"opcheck:{t}" for t in OPCHECK_TESTS)))
+register(CheckKind(
+    "compile", "outputs and gradients under torch.compile (aot_eager) against eager, per "
+    "input; a graph break with fullgraph=True is reported, not failed", "compiled"))
+register(CheckKind(
+    "compile:inductor", "as `compile`, with the inductor backend (generated kernels)",
+    "compiled", entry="run_inductor"))

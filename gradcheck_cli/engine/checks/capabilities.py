@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from gradcheck_cli.engine.checks import jvp
 from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.describe import safe_str, summary
@@ -138,7 +139,8 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
     else:
         found["second_order"] = _from_outcome(
             gradgradcheck(target, _fresh(args), names, tol, budget // 16, seed, **engine))
-    found["forward_ad"] = _guard(lambda: _forward_ad(target, args, tol))
+    found["forward_ad"] = _guard(lambda: _forward_ad(target, args, names, tol, budget, seed,
+                                                     mode))
     found["vmap"] = _guard(lambda: _vmap(target, args))
     found["undefined_grad"] = _guard(lambda: _undefined(target, args, seed))
     found["non_contiguous"] = _guard(lambda: _non_contiguous(target, args, seed))
@@ -173,8 +175,7 @@ def _op_matrix(target: OpTarget, args: list[Any], names: list[str], tol: Toleran
                  for name in NEEDS_BACKWARD}
         found["vmap"] = _guard(lambda: _vmap(replace(target, kind="callable"), args))
     # torch.library has no forward-mode formula for custom ops: jvp through one is zeros.
-    found["forward_ad"] = _na("custom ops have no forward-mode AD formula (torch.library "
-                              "registers backward only)")
+    found["forward_ad"] = _na(jvp.NO_OP_FORMULA)
     if "Batching rule not implemented" in found["vmap"]["reason"]:
         found["vmap"] = _na("no vmap rule (register_vmap), and torch has no fallback for "
                             "this op's arguments")
@@ -193,20 +194,16 @@ def _op_matrix(target: OpTarget, args: list[Any], names: list[str], tol: Toleran
     return found
 
 
-def _forward_ad(target: Target, args: list[Any], tol: Tolerances) -> Capability:
-    if target.is_autograd_function and not _overrides(target, "jvp"):
-        return _na("no jvp staticmethod (forward-mode AD not implemented)")
-    try:
-        torch.autograd.gradcheck(target.call, tuple(_fresh(args)), eps=tol.eps, atol=tol.atol,
-                                 rtol=tol.rtol, check_forward_ad=True, check_backward_ad=False,
-                                 check_undefined_grad=False)
-    except Exception as exc:
-        if out_of_memory(exc):
-            raise ran_out(exc, "") from None
-        if "must implement the jvp function" in safe_str(exc):
-            return _na("a custom Function inside has no jvp staticmethod")
-        return _fail(f"jvp disagrees with finite differences: {_first_line(safe_str(exc))}")
-    return _ok()
+def _forward_ad(target: Target, args: list[Any], names: list[str], tol: Tolerances,
+                budget: int, seed: int, mode: str) -> Capability:
+    """The jvp check's verdict (engine/checks/jvp.py): n/a when it does not apply."""
+    outcome = jvp.run(CheckContext(target, _fresh(args), names, tol, budget, seed, mode))
+    if outcome.status is Status.SKIPPED:
+        return _na(outcome.message)
+    if outcome.status is Status.PASSED:
+        return _ok()
+    return _fail(f"jvp disagrees with finite differences: {_first_line(outcome.message)}"
+                 if outcome.status is Status.FAILED else _first_line(outcome.message))
 
 
 def _vmap(target: Target, args: list[Any]) -> Capability:
