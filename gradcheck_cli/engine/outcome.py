@@ -49,3 +49,4 @@ class CheckContext:
     seed: int
     mode: str = "auto"  # "auto" | "exact" | "probe"
     first_order_ok: bool | None = None  # the first-order verdict, for double-backward checks
+    explicit: bool = False  # the checks were chosen (flag or spec), not the defaults

@@ -303,7 +303,8 @@ def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options
                                                  task.device, built.layout)
         torch.manual_seed(attempt_seed)
         context = CheckContext(checked, args, names, tol, budget, attempt_seed,
-                               mode=options.mode, first_order_ok=first_order_ok)
+                               mode=options.mode, first_order_ok=first_order_ok,
+                               explicit=task.explicit_checks)
         outcome: Outcome = run(context)
         if not _only_kinks(outcome):
             break
