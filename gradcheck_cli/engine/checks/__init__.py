@@ -26,6 +26,9 @@ class CheckKind:
     default: bool = False  # run when neither the command line nor the spec chooses checks
     double_backward: bool = False  # differentiates backward (impossible @once_differentiable)
     first_order: bool = False  # its verdict tells later checks whether first order is right
+    # It differentiates numerically: 16-bit inputs are checked in float64 on their values
+    # (a step is below their resolution; the bfloat16/float16 checks compare the 16-bit run).
+    finite_differences: bool = False
     once_per_case: bool = False  # one result per Function x case, not per device
     opt_in_key: str | None = None  # a spec/config/flag switch that adds it (`float32: true`)
     torch_call: str | None = None  # the torch function a repro script calls, if any
@@ -86,10 +89,12 @@ def check_names() -> tuple[str, ...]:
 
 register(CheckKind(
     "gradcheck", "first-order gradients against finite differences", "gradcheck",
-    default=True, first_order=True, torch_call="torch.autograd.gradcheck"))
+    default=True, first_order=True, finite_differences=True,
+    torch_call="torch.autograd.gradcheck"))
 register(CheckKind(
-    "gradgradcheck", "second-order gradients (the backward of backward)", "gradgradcheck",
-    default=True, double_backward=True, torch_call="torch.autograd.gradgradcheck"))
+    "gradgradcheck", "second-order gradients (the backward of backward)", "double_backward",
+    default=True, double_backward=True, finite_differences=True,
+    torch_call="torch.autograd.gradgradcheck"))
 register(CheckKind(
     "float32", "float32 gradients against float64 ones (precision loss)", "float32",
     opt_in_key="float32"))
@@ -107,7 +112,7 @@ register(CheckKind(
     "signed grad_outputs; gradcheck runs it too)", "linearity"))
 register(CheckKind(
     "jvp", "forward-mode derivatives (a Function's jvp) against finite differences", "jvp",
-    default_when="jvp"))
+    default_when="jvp", finite_differences=True))
 # torch.library.opcheck's tests, one result each, for custom ops (engine/checks/opcheck.py).
 OPCHECK_TESTS = ("schema", "autograd_registration", "faketensor", "aot_dispatch_dynamic")
 for _test, _summary in zip(OPCHECK_TESTS, (
@@ -126,3 +131,8 @@ register(CheckKind(
 register(CheckKind(
     "compile:inductor", "as `compile`, with the inductor backend (generated kernels)",
     "compiled", entry="run_inductor"))
+for _dtype in ("bfloat16", "float16"):
+    register(CheckKind(
+        _dtype, f"{_dtype} gradients against float64 ones on the same rounded values (no "
+        f"finite differences); on by default for a spec with {_dtype} inputs",
+        "reduced_precision", entry=f"run_{_dtype}", default_when=f"{_dtype}_inputs"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.engine.checks import jvp
+from gradcheck_cli.engine.checks import double_backward, jvp
 from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.describe import safe_str, summary
@@ -134,8 +134,12 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
     found["first_order"] = _from_outcome(
         gradcheck(target, _fresh(args), names, tol, budget // 16, **engine))
     engine.pop("seed")
+    undifferentiable = None if target.once_differentiable else \
+        double_backward.undifferentiable(target, args, names, seed)
     if target.once_differentiable:
         found["second_order"] = _na("backward is @once_differentiable")
+    elif undifferentiable is not None:  # as the gradgradcheck check says (double_backward)
+        found["second_order"] = _na(undifferentiable[0])
     else:
         found["second_order"] = _from_outcome(
             gradgradcheck(target, _fresh(args), names, tol, budget // 16, seed, **engine))
