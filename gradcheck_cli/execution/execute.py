@@ -301,15 +301,33 @@ def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options
             checked, args, names = module_target(target, built.args, built.names,
                                                  task.settings.init or {}, attempt_seed,
                                                  task.device, built.layout)
+        widened = _widened(args, names) if CHECKS[task.check].finite_differences else ""
         torch.manual_seed(attempt_seed)
         context = CheckContext(checked, args, names, tol, budget, attempt_seed,
                                mode=options.mode, first_order_ok=first_order_ok,
                                explicit=task.explicit_checks)
         outcome: Outcome = run(context)
+        if widened:
+            outcome.message = f"{outcome.message}\n{widened}".strip()
         if not _only_kinks(outcome):
             break
         tried.append(attempt_seed)
     return outcome, built.names, attempt_seed, tried
+
+
+def _widened(args: list[Any], names: list[str]) -> str:
+    """Put 16-bit tensors in float64 (in place in `args`), on their very values: a
+    finite-difference step is below their resolution. What was done, in words."""
+    changed: dict[str, list[str]] = {}
+    for index, arg in enumerate(args):
+        if isinstance(arg, torch.Tensor) and arg.dtype in (torch.bfloat16, torch.float16):
+            args[index] = arg.detach().double().requires_grad_(arg.requires_grad)
+            changed.setdefault(str(arg.dtype).removeprefix("torch."), []).append(names[index])
+    return "".join(
+        f"note: {dtype} input(s) {', '.join(f'`{n}`' for n in shown)} checked in float64 on "
+        f"their {dtype} values (a finite-difference step is below {dtype}'s resolution); "
+        f"the `{dtype}` check compares the {dtype} run with float64. "
+        for dtype, shown in changed.items()).strip()
 
 
 def _record(result: CheckResult, outcome: Outcome, options: RunOptions) -> None:

@@ -13,7 +13,14 @@ from gradcheck_cli.execution.tasks import Job, Task, error_result
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.settings import RunOptions
 from gradcheck_cli.specs.collect import display
-from gradcheck_cli.specs.specfile import CaseSpec, CheckSettings, SpecFile, load_spec
+from gradcheck_cli.specs.specfile import (
+    CaseSpec,
+    CheckSettings,
+    SpecFile,
+    TensorInput,
+    leaves,
+    load_spec,
+)
 from gradcheck_cli.target.custom_op import is_declared_op
 from gradcheck_cli.target.source_facts import source_facts
 
@@ -134,6 +141,12 @@ def chosen_checks(options: RunOptions, settings: CheckSettings,
     return tuple(checks)
 
 
+def input_facts(case: CaseSpec) -> frozenset[str]:
+    """What a case's inputs show that turns checks on (`bfloat16_inputs`, `float16_inputs`)."""
+    return frozenset(f"{s.dtype}_inputs" for s in leaves(case.inputs or (), case.kwargs)
+                     if isinstance(s, TensorInput) and s.dtype in ("bfloat16", "float16"))
+
+
 def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings: CheckSettings,
            inferred: bool, options: RunOptions, spec_line: int | None,
            before_torch: Callable[[], None] | None = None) -> Iterator[Task]:
@@ -143,7 +156,7 @@ def expand(module: Path, spec: Path | None, name: str, case: CaseSpec, settings:
     # Function reading ctx.needs_input_grad or defining jvp the checks of those.
     checks = chosen_checks(options, settings,
                            "custom_op" if is_declared_op(module, name) else None,
-                           source_facts(module, name))
+                           source_facts(module, name) | input_facts(case))
     explicit = options.checks is not None or settings.checks is not None
 
     def task(device: str, check: str) -> Task:

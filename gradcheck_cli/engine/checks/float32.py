@@ -11,12 +11,15 @@ from typing import Any
 
 import torch
 
+from gradcheck_cli.engine.agreement import (
+    Tolerance,
+    compare_gradients,
+    max_output_difference,
+    run_once,
+)
 from gradcheck_cli.engine.contract import explain
-from gradcheck_cli.engine.inputs import make_grad_outputs
-from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor, unravel
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
-from gradcheck_cli.engine.vjp import vjp
-from gradcheck_cli.results import InputError, Status, Worst
+from gradcheck_cli.results import Status
 from gradcheck_cli.target.discovery import Target
 
 # float32 carries ~7 significant digits; a few roundings through forward and backward
@@ -24,20 +27,6 @@ from gradcheck_cli.target.discovery import Target
 # precision loss: a float32 accumulation over many terms, a missing upcast, a cancellation.
 FLOAT32_RTOL = 1e-4
 FLOAT32_ATOL = 1e-5
-
-
-Gradients = tuple[torch.Tensor | None, ...]
-
-
-def _gradients(target: Target, args: list[Any], grad_outputs: list[torch.Tensor] | None,
-               seed: int) -> tuple[Gradients, list[torch.Tensor], tuple[Any, ...]]:
-    outs = as_tuple(target.call(*args))
-    diff_outs = [o for o in outs if is_diff_tensor(o)]
-    if grad_outputs is None:
-        grad_outputs = make_grad_outputs(tuple(diff_outs), seed)
-    grads = vjp(diff_outs, [a for a in args if is_diff_tensor(a)],
-                [g.detach().to(o.dtype) for g, o in zip(grad_outputs, diff_outs)])
-    return grads, grad_outputs, outs
 
 
 def run(context: CheckContext) -> Outcome:
@@ -60,50 +49,21 @@ def float32_check(target: Target, args: list[Any], names: list[str], seed: int,
             low.append(arg)
             high.append(arg)
     try:
-        ref, grad_outputs, ref_outs = _gradients(target, high, None, seed)
+        ref = run_once(target.call, high, None, seed)
     except Exception as exc:
         why = explain(exc, target, names, "float64 backward")
         return Outcome(Status.ERROR, why.message, location=why.location)
     try:
-        got, _, low_outs = _gradients(target, low, grad_outputs, seed)
+        got = run_once(target.call, low, ref.grad_outputs, seed)
     except Exception as exc:
         why = explain(exc, target, names, "float32 run")
         return Outcome(Status.ERROR, f"the Function fails in float32: {why.message}",
                        location=why.location)
-    positions = diff_positions(high)
-    inputs: list[InputError] = []
-    problems: list[str] = []
-    for position, r, g in zip(positions, ref, got):
-        name = names[position]
-        r = torch.zeros_like(high[position]) if r is None else r.detach()
-        g = torch.zeros_like(r) if g is None else g.detach().to(torch.float64)
-        if g.dtype != torch.float64:
-            g = g.double()
-        diff = (g - r).abs()
-        scale = torch.maximum(g.abs(), r.abs())
-        rel = torch.where(scale > 0, diff / torch.where(scale > 0, scale, 1), 0)
-        wrong = ~torch.isclose(g, r, rtol=rtol, atol=atol)
-        entry = InputError(index=position, name=name,
-                           max_abs_error=float(diff.max()) if diff.numel() else 0.0,
-                           max_rel_error=float(rel.max()) if rel.numel() else 0.0,
-                           passed=not bool(wrong.any()), numel=r.numel(),
-                           wrong_elements=int(wrong.sum()))
-        if diff.numel():
-            flat = int(diff.reshape(-1).argmax())
-            index = list(unravel(flat, r.shape))
-            entry.worst = Worst(output=0, output_index=[], input_index=index,
-                                analytical=float(g.reshape(-1)[flat]),
-                                numerical=float(r.reshape(-1)[flat]))
-        if not torch.isfinite(g).all():
-            entry.passed = False
-            entry.note = "float32 gradient not finite (overflow?)"
-            problems.append(f"`{name}`: the float32 gradient has NaN/Inf (overflow)")
-        elif not entry.passed:
-            problems.append(
-                f"`{name}`: float32 gradient differs from float64 by up to "
-                f"{entry.max_abs_error:.3g} (relative {entry.max_rel_error:.2g}) at "
-                f"{entry.wrong_elements} of {entry.numel} elements")
-        inputs.append(entry)
+    agreement = compare_gradients(ref.grads, got.grads, high, names,
+                                  lambda _: Tolerance(rtol, atol), "float32 gradient",
+                                  "float64")
+    inputs, problems = agreement.inputs, agreement.problems
+    ref_outs, low_outs = ref.outputs, got.outputs
     forward_note = _forward_error(ref_outs, low_outs)
     outcome = Outcome(Status.PASSED, forward_note, inputs=inputs, names=names)
     if problems:
@@ -119,9 +79,5 @@ def float32_check(target: Target, args: list[Any], names: list[str], seed: int,
 
 
 def _forward_error(ref: tuple[Any, ...], low: tuple[Any, ...]) -> str:
-    worst = 0.0
-    for r, g in zip(ref, low):
-        if isinstance(r, torch.Tensor) and isinstance(g, torch.Tensor) and r.is_floating_point():
-            worst = max(worst, float((g.detach().double() - r.detach()).abs().max())
-                        if r.numel() else 0.0)
+    worst = max_output_difference(ref, low)
     return f"forward's float32 outputs differ from float64 by up to {worst:.3g}."

@@ -1,0 +1,44 @@
+"""The checks a spec's 16-bit inputs turn on; what finite-difference checks do with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import only
+
+OPS = '''
+import torch
+
+
+class Scale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3
+'''
+
+
+def test_bfloat16_inputs_add_the_bfloat16_check_and_gradcheck_runs_in_float64(
+        write_op: Any, write_spec: Any, run_json: Any) -> None:
+    write_op(OPS)
+    write_spec('''
+        module: ops.py
+        functions:
+          Scale:
+            inputs: [{shape: [4], dtype: bfloat16}]
+            cases:
+              - {name: wide, inputs: [{shape: [4]}]}
+    ''')
+    doc = run_json("spec.yaml")
+    checks = [(r["case"], r["check"], r["status"]) for r in doc["results"]]
+    assert checks == [("default", "gradcheck", "passed"), ("default", "gradgradcheck", "passed"),
+                      ("default", "bfloat16", "passed"),
+                      ("wide", "gradcheck", "passed"), ("wide", "gradgradcheck", "passed")]
+    message = only(doc, case="default", check="gradcheck")["message"]
+    assert "note: bfloat16 input(s) `x` checked in float64 on their bfloat16 values" in message
+    # Chosen explicitly, the checks are the ones asked for.
+    doc = run_json("spec.yaml", "--check", "gradcheck")
+    assert [r["check"] for r in doc["results"]] == ["gradcheck", "gradcheck"]
