@@ -88,7 +88,8 @@ def check_names() -> tuple[str, ...]:
 
 
 register(CheckKind(
-    "gradcheck", "first-order gradients against finite differences", "gradcheck",
+    "gradcheck", "first-order gradients against finite differences, and backward linear in "
+    "grad_output", "first_order",
     default=True, first_order=True, finite_differences=True,
     torch_call="torch.autograd.gradcheck"))
 register(CheckKind(
@@ -109,7 +110,7 @@ register(CheckKind(
     "unchanged", "frozen", default_when="needs_input_grad"))
 register(CheckKind(
     "vjp", "backward is linear in grad_output, as a vector-Jacobian product is (random "
-    "signed grad_outputs; gradcheck runs it too)", "linearity"))
+    "signed grad_outputs; gradcheck runs it too, once its Jacobians agree)", "linearity"))
 register(CheckKind(
     "jvp", "forward-mode derivatives (a Function's jvp) against finite differences", "jvp",
     default_when="jvp", finite_differences=True))
@@ -136,3 +137,6 @@ for _dtype in ("bfloat16", "float16"):
         _dtype, f"{_dtype} gradients against float64 ones on the same rounded values (no "
         f"finite differences); on by default for a spec with {_dtype} inputs",
         "reduced_precision", entry=f"run_{_dtype}", default_when=f"{_dtype}_inputs"))
+register(CheckKind(
+    "batched_grad", "backward under vmap (batched grad_outputs, torch.func.jacrev) against "
+    "one backward at a time, per input", "batched", default_when="vmap"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.engine.checks import double_backward, jvp
+from gradcheck_cli.engine.checks import double_backward, first_order, jvp
 from gradcheck_cli.engine.checks.gradcheck import gradcheck
 from gradcheck_cli.engine.checks.gradgradcheck import gradgradcheck
 from gradcheck_cli.engine.describe import safe_str, summary
@@ -131,8 +131,10 @@ def matrix(target: Target, args: list[Any], names: list[str], tol: Tolerances,
         return _op_matrix(target, args, names, tol, budget, seed, mode)
     engine: dict[str, Any] = {"mode": mode, "max_memory": budget, "seed": seed}
     found: dict[str, Capability] = {}
-    found["first_order"] = _from_outcome(
-        gradcheck(target, _fresh(args), names, tol, budget // 16, **engine))
+    fresh = _fresh(args)
+    found["first_order"] = _from_outcome(first_order.with_linearity(  # as the gradcheck check
+        target, fresh, names, tol, seed,
+        gradcheck(target, fresh, names, tol, budget // 16, **engine)))
     engine.pop("seed")
     undifferentiable = None if target.once_differentiable else \
         double_backward.undifferentiable(target, args, names, seed)
