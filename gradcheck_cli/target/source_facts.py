@@ -16,6 +16,7 @@ from pathlib import Path
 # Fact names, as `CheckKind.default_when` spells them.
 NEEDS_INPUT_GRAD = "needs_input_grad"
 JVP = "jvp"
+VMAP = "vmap"  # declares vmap support: `generate_vmap_rule = True` or a `vmap` staticmethod
 
 
 def source_facts(path: Path, name: str) -> frozenset[str]:
@@ -56,6 +57,12 @@ def _facts_of(node: ast.ClassDef) -> set[str]:
     for item in node.body:
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "jvp":
             found.add(JVP)
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "vmap":
+            found.add(VMAP)
+        if isinstance(item, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "generate_vmap_rule" for t in item.targets) \
+                and isinstance(item.value, ast.Constant) and item.value.value is True:
+            found.add(VMAP)
     for child in ast.walk(node):
         if isinstance(child, ast.Attribute):
             if child.attr == "needs_input_grad":

@@ -1,4 +1,4 @@
-"""The checks a spec's 16-bit inputs turn on; what finite-difference checks do with them."""
+"""Checks that turn on by themselves (16-bit inputs, declared vmap support) and what they say."""
 
 from __future__ import annotations
 
@@ -42,3 +42,31 @@ def test_bfloat16_inputs_add_the_bfloat16_check_and_gradcheck_runs_in_float64(
     # Chosen explicitly, the checks are the ones asked for.
     doc = run_json("spec.yaml", "--check", "gradcheck")
     assert [r["check"] for r in doc["results"]] == ["gradcheck", "gradcheck"]
+
+
+OLD_STYLE = '''
+import torch
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+'''
+
+
+def test_batched_grad_asked_of_a_function_without_vmap_support_says_what_it_lacks(
+        write_op: Any, run_json: Any) -> None:
+    write_op(OLD_STYLE)
+    result = only(run_json("ops.py", "--check", "batched_grad"), check="batched_grad")
+    assert result["status"] == "passed"
+    assert result["message"] == (
+        "3 grad_outputs at once (is_grads_batched) agree with single backwards; "
+        "torch.func.jacrev not tried: the Function lacks a `setup_context` staticmethod "
+        "(forward must not take ctx) and `generate_vmap_rule = True`.")
