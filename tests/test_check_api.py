@@ -227,3 +227,13 @@ def test_in_a_real_pytest_run_with_parametrize(tmp_path: Path, update_goldens: b
 def test_a_mistyped_option_is_a_value_error(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         check(lambda x: x * 2, torch.randn(3), **options)
+
+
+def test_a_bad_call_is_a_type_error_as_python_says_it() -> None:
+    with pytest.raises(TypeError, match=re.escape(
+            "Cube.forward needs 1 argument(s) but it was given 0: missing `x`")):
+        check(Cube)
+    with pytest.raises(TypeError, match="has no parameter `sclae`"):
+        check(pair_product, [torch.randn(2), torch.randn(2)], sclae=1.0)
+    with pytest.raises(TypeError, match="tensors inside a dict would not be checked"):
+        check(lambda x, opts: x, torch.randn(2), {"w": torch.randn(2)})

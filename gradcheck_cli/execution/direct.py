@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gradcheck_cli.engine.checks import CHECKS
+from gradcheck_cli.engine.inputs import check_arity
+from gradcheck_cli.errors import SpecError
 from gradcheck_cli.execution.plan import chosen_checks, default_devices
 from gradcheck_cli.execution.tasks import Task
 from gradcheck_cli.results import CheckResult, Status
@@ -56,6 +58,9 @@ def as_specs(args: Sequence[Any], kwargs: Mapping[str, Any], dtype: Any
     all_grad = not any(t.requires_grad for t in given)
 
     def spec(value: Any) -> InputSpec:
+        if isinstance(value, dict) and any(isinstance(v, torch.Tensor) for v in value.values()):
+            raise TypeError("tensors inside a dict would not be checked: pass them as "
+                            "arguments of their own, or as a list")
         if isinstance(value, (list, tuple)) and tensors(value):
             return ListInput(tuple(_leaf(v, dtype, all_grad) for v in value))
         return _leaf(value, dtype, all_grad)
@@ -72,6 +77,13 @@ def check_object(target: Target, args: Sequence[Any], kwargs: Mapping[str, Any],
 
     quiet_torch_import()
     specs, keywords = as_specs(args, kwargs, dtype)
+    try:
+        check_arity(target, specs, None, None, keywords)
+    except SpecError as exc:  # said as Python says a bad call, without the spec's words
+        words = exc.message.replace("the spec's `inputs` give", "it was given").replace(
+            "the spec gives", "it was given").replace("which the spec does not give",
+                                                      "which were not given")
+        raise TypeError(words) from None
     case = CaseSpec("default", specs, kwargs=keywords)
     settings = CheckSettings()
     kind = "custom_op" if target.kind == "custom_op" else None
