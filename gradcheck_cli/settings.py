@@ -22,7 +22,7 @@ DEFAULT_TIMEOUT = 120.0  # seconds per check
 DEFAULT_SHAPE = (3, 4)  # inferred tensor inputs of a .py without a spec
 DEVICES = ("cpu", "cuda")
 TORCH_DEFAULTS = {"atol": 1e-5, "rtol": 1e-3, "eps": 1e-6}
-MODES = ("auto", "exact", "probe")
+MODES = ("auto", "exact", "probe", "reference")
 
 
 @dataclass(frozen=True)

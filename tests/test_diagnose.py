@@ -247,8 +247,9 @@ def test_kink_in_gradgradcheck_is_a_kink_not_a_second_order_bug(run_json, corpus
     """relu's backward (g * (x > 0)) is right; at x within eps of 0 the finite difference of
     backward jumps. That is the same kink, not "a saved intermediate" in backward."""
     index = _kink_precondition()
+    # Exact mode: autograd through forward has no step to straddle the kink (it passes).
     doc = run_json("ops.yaml", "-k", "Relu", "--case", "default", "--check", "gradgradcheck",
-                   cwd=corpus)
+                   "--mode", "exact", cwd=corpus)
     result = only(doc, check="gradgradcheck")
     assert result["status"] == "failed"
     assert kinds(result)["x"] == "kink", detail(result, "x")
@@ -265,8 +266,9 @@ def test_dodge_kinks_makes_gradgradcheck_pass_too(run_json, corpus):
 
 # -------------------------------------------------------------- precision
 def test_precision_with_tight_atol(run_json, corpus):
+    # Exact mode: the reference has no finite-difference noise (it passes, test_reference.py).
     doc = run_json("ops.yaml", "-k", "FastSine", "--case", "tight", "--check", "gradcheck",
-                   cwd=corpus)
+                   "--mode", "exact", cwd=corpus)
     result = only(doc, check="gradcheck")
     assert result["status"] == "failed"
     assert kinds(result) == {"x": "precision"}

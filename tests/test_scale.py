@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ def target(name: str) -> Target:
     found = resolve(import_file(OPS), OPS.resolve(), name)
     assert found is not None, name
     return found
+
+
+def plain(name: str) -> Target:
+    """The Function called as a plain callable: auto mode's exact/probe choice, without the
+    reference mode a Function gets first (test_reference.py)."""
+    found = target(name)
+    return dataclasses.replace(found, kind="callable", obj=found.obj.apply)
 
 
 def uniform(seed: int, *shape: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -205,7 +213,7 @@ def test_forced_exact_over_the_budget_is_an_error_that_says_what_to_do():
 
 def test_auto_falls_back_to_probe_when_exact_does_not_fit():
     args = [uniform(0, 40, 40), uniform(1, 40, 40)]
-    outcome = gradcheck(target("MatMul"), args, ["x", "w"], TOL, 1, mode="auto",
+    outcome = gradcheck(plain("MatMul"), args, ["x", "w"], TOL, 1, mode="auto",
                                max_memory=MB, max_seconds=1e9)
     assert outcome.status is Status.PASSED, outcome.message
     assert outcome.mode == "probe"
@@ -213,7 +221,7 @@ def test_auto_falls_back_to_probe_when_exact_does_not_fit():
 
 
 def test_auto_picks_exact_for_small_checks():
-    outcome = gradcheck(target("Sin"), [uniform(0, 100)], ["x"], TOL, 1 << 26)
+    outcome = gradcheck(plain("Sin"), [uniform(0, 100)], ["x"], TOL, 1 << 26)
     assert outcome.status is Status.PASSED
     assert outcome.mode == "exact" and outcome.mode_reason == ""
     assert outcome.inputs[0].worst is not None  # exact mode names an element even when right
@@ -221,7 +229,7 @@ def test_auto_picks_exact_for_small_checks():
 
 def test_auto_picks_probe_when_exact_would_take_too_long():
     args = [uniform(0, 20000), 123, 2.0]
-    outcome = gradcheck(target("SinOneWrong"), args, ["x", "index", "factor"], TOL,
+    outcome = gradcheck(plain("SinOneWrong"), args, ["x", "index", "factor"], TOL,
                                1 << 26, max_seconds=0.5)
     assert outcome.mode == "probe"
     assert "over the" in outcome.mode_reason and "forward" in outcome.mode_reason
@@ -232,7 +240,7 @@ def test_auto_picks_probe_when_exact_would_take_too_long():
 
 def test_gradgradcheck_takes_the_mode_too():
     args = [uniform(0, 20000), 77, 1.1]
-    outcome = gradgradcheck(target("SinSecondOrderOneWrong"), args,
+    outcome = gradgradcheck(plain("SinSecondOrderOneWrong"), args,
                                    ["x", "index", "factor"], TOL, 1 << 26, 0, max_seconds=0.5)
     assert outcome.mode == "probe" and outcome.mode_reason
     assert outcome.status is Status.FAILED

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODES = ("auto", "exact", "probe")
+MODES = ("auto", "exact", "probe", "reference")
 
 # Auto mode runs exact when its estimated time is at most this; probe mode costs a few
 # dozen evaluations whatever the size, exact two per input element.

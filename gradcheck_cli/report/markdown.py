@@ -71,8 +71,8 @@ def _status_cell(result: CheckResult) -> str:
     text = f"{MARKS[result.status]} {result.status.value}"
     if result.cached:
         text += " (cached)"
-    if result.mode == "probe":
-        text += " (probe)"
+    if result.mode in ("probe", "reference"):
+        text += f" ({result.mode})"
     return text
 
 
@@ -106,7 +106,7 @@ def section(result: CheckResult, advise: Advise) -> list[str]:
     if result.location and not result.message.startswith(result.location):
         lines += [f"at {code(result.location)}", ""]
     if result.mode_reason:
-        lines += [prose(f"probe mode: {result.mode_reason}"), ""]
+        lines += [prose(f"{result.mode} mode: {result.mode_reason}"), ""]
     message = [line for line in result.message.splitlines() if line.strip()]
     if len(message) > MESSAGE_LINES:
         message = [*message[:MESSAGE_LINES], "…"]

@@ -8,6 +8,7 @@ from gradcheck_cli.engine import cost
 from gradcheck_cli.engine.checks.sequence import check_jacobians
 from gradcheck_cli.engine.checks.subject import Request, Subject
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
+from gradcheck_cli.engine.reference import forward_reference
 from gradcheck_cli.target.discovery import Target
 
 
@@ -24,9 +25,11 @@ def gradcheck(target: Target, args: list[Any], names: list[str], tolerances: Tol
 
     `max_elements`: Jacobian elements (of 16 bytes) the exact comparison may hold, unless
     `max_memory` (bytes) is given. `mode`: "exact" compares every Jacobian entry, "probe"
-    random directions (see engine/probe), "auto" exact when it fits that memory and
-    `max_seconds`, else probe. `seed` makes the probes reproducible.
+    random directions (see engine/probe), "reference" backward against autograd through
+    forward (see checks/reference_mode), "auto" reference where it applies, else exact
+    when it fits that memory and `max_seconds`, else probe. `seed` makes the probes reproducible.
     """
     budget = cost.memory_budget(max_elements, max_memory)
-    return check_jacobians(Subject(target, target.call, args, names),
+    return check_jacobians(Subject(target, target.call, args, names,
+                                   reference=forward_reference(target)),
                            Request(tolerances, budget, mode, seed, max_seconds))

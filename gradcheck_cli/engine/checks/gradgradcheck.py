@@ -17,6 +17,7 @@ from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
+from gradcheck_cli.engine.reference import Reference, forward_reference, second_order_reference
 from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import Status
 from gradcheck_cli.target.discovery import Target
@@ -77,6 +78,9 @@ def gradgradcheck(target: Target, args: list[Any], names: list[str], tolerances:
         return f"output {index}"
 
     budget = cost.memory_budget(max_elements, max_memory)
+    first = forward_reference(target)
+    reference = first if first.run is None else Reference(
+        second_order_reference(first.run, count, positions, returned))
     subject = Subject(target, first_derivatives, [*args, *grad_outputs], names + grad_names,
-                      "second", output_name, first_order_ok)
+                      "second", output_name, first_order_ok, reference)
     return check_jacobians(subject, Request(tolerances, budget, mode, seed, max_seconds))

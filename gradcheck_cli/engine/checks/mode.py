@@ -1,7 +1,12 @@
-"""Exact or probe mode for one check: `cost.choose` on the check's sizes and measured timings."""
+"""The mode of one check: reference where it applies, else exact or probe by `cost.choose`.
+
+Reference mode (`checks/reference_mode.py`) where autograd through forward applies; else,
+or where it turns out not to (`fall_back`), exact or probe from the check's sizes and
+measured timings."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +30,8 @@ NONZERO_SAMPLE_ROWS = 8
 
 @dataclass
 class ModeChoice:
-    """The mode a check runs in, and why auto mode chose probe (empty otherwise)."""
+    """The mode a check runs in, and why: auto mode's reason for probe, reference mode's
+    evidence, or why reference mode did not apply (empty otherwise)."""
 
     mode: str
     reason: str = ""
@@ -33,14 +39,48 @@ class ModeChoice:
     @classmethod
     def before_measuring(cls, requested: str) -> ModeChoice:
         """Exact unless probe was asked for, until `choose_mode` has measured."""
-        return cls("exact" if requested == "auto" else requested)
+        return cls("exact" if requested in ("auto", "reference") else requested)
 
 
 def choose_mode(subject: Subject, request: Request, choice: ModeChoice,
                 func_out: tuple[Any, ...], diff_outputs: list[torch.Tensor],
                 forward_seconds: float) -> Outcome | None:
-    """Settle `choice` from the cost of exact mode; an error outcome when exact mode was
-    asked for and cannot fit the memory budget."""
+    """Settle `choice`: reference mode first where it applies (auto or asked for), else from
+    the cost of exact mode; an error outcome when exact mode was asked for and cannot fit
+    the memory budget."""
+    if request.mode in ("auto", "reference"):
+        reference = subject.reference
+        if reference is not None and reference.run is not None:
+            choice.mode, choice.reason = "reference", ""
+            return None
+        if request.mode == "reference":
+            # Asked for and not possible: said. In auto mode a target that never has a
+            # reference (a module, a callable, a custom op) says nothing.
+            why = reference.why_not if reference is not None else "no reference for this check"
+            return fall_back(subject, request, choice, func_out, diff_outputs, why,
+                             forward_seconds)
+    return _measured(subject, request, choice, func_out, diff_outputs, forward_seconds)
+
+
+def fall_back(subject: Subject, request: Request, choice: ModeChoice, func_out: tuple[Any, ...],
+              diff_outputs: list[torch.Tensor], why: str,
+              forward_seconds: float | None = None) -> Outcome | None:
+    """Exact or probe mode as auto mode chooses them, where reference mode does not apply;
+    the reason says why it did not."""
+    if forward_seconds is None:
+        forward_seconds = _time_forward(subject)
+    auto = dataclasses.replace(request, mode="auto")
+    choice.mode, choice.reason = "exact", ""
+    refusal = _measured(subject, auto, choice, func_out, diff_outputs, forward_seconds)
+    choice.reason = f"reference mode does not apply: {why}" + (
+        f"; {choice.reason}" if choice.reason else "")
+    return refusal
+
+
+def _measured(subject: Subject, request: Request, choice: ModeChoice,
+              func_out: tuple[Any, ...], diff_outputs: list[torch.Tensor],
+              forward_seconds: float) -> Outcome | None:
+    """Exact or probe mode from the cost of exact mode (see `choose_mode`)."""
     if request.mode == "probe":
         return None
     parts = 2 if any(o.is_complex() for o in diff_outputs) else 1

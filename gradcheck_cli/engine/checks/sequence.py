@@ -25,13 +25,19 @@ from gradcheck_cli.engine.checks.comparing import (
 )
 from gradcheck_cli.engine.checks.culprit import blame
 from gradcheck_cli.engine.checks.extras import extra_failure
-from gradcheck_cli.engine.checks.mode import ModeChoice, choose_mode, exact_too_large
+from gradcheck_cli.engine.checks.mode import (
+    ModeChoice,
+    choose_mode,
+    exact_too_large,
+    fall_back,
+)
 from gradcheck_cli.engine.checks.preconditions import (
     check_finite_outputs,
     check_inputs,
     no_differentiable_outputs,
     no_tensor_outputs,
 )
+from gradcheck_cli.engine.checks.reference_mode import reference_comparisons
 from gradcheck_cli.engine.checks.subject import Request, Stop, Subject
 from gradcheck_cli.engine.checks.verdict import judge
 from gradcheck_cli.engine.diagnose.case import Context
@@ -45,6 +51,7 @@ from gradcheck_cli.engine.jacobian import (
     is_diff_tensor,
 )
 from gradcheck_cli.engine.outcome import Outcome
+from gradcheck_cli.engine.reference import NoReference
 from gradcheck_cli.engine.stats import Comparison
 from gradcheck_cli.results import Status
 
@@ -108,6 +115,15 @@ def _compare(subject: Subject, request: Request, choice: ModeChoice,
     """The comparisons in the chosen mode (auto: redone by probes when exact mode outgrows
     the memory budget after all), or the outcome of a failure to compare."""
     try:
+        if choice.mode == "reference":
+            try:
+                compared, choice.reason = reference_comparisons(subject, request, func_out,
+                                                                diff_outputs)
+                return compared
+            except NoReference as exc:  # the finite differences decide: exact or probe
+                refusal = fall_back(subject, request, choice, func_out, diff_outputs, str(exc))
+                if refusal is not None:
+                    return refusal
         try:
             return comparisons(subject, request, choice.mode, func_out, diff_outputs)
         except ExactTooLarge as exc:
@@ -134,7 +150,9 @@ def _diagnose(subject: Subject, request: Request, mode: str, outcome: Outcome,
     of the diagnoses goes to the outcome."""
     complex_outputs = len(compared) > 1
     # Backward's own answers (`pull`): at first order only, where fn's backward is the user's.
-    parts = [Part(comparison, mover(subject, fn), label,
+    # Projected reference blocks have a row per random grad_output, not per output element.
+    parts = [Part(comparison, mover(subject, fn) if comparison.layout != "projected" else None,
+                  label,
                   puller(subject, fn, request.seed) if subject.order == "first" else None)
              for comparison, (label, fn) in zip(compared, part_functions(subject, complex_outputs))]
     # A second look compares again at other steps: affordable for dense Jacobians only.

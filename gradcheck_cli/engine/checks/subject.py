@@ -12,6 +12,7 @@ import torch
 from gradcheck_cli.engine import cost
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.outcome import Outcome, Tolerances
+from gradcheck_cli.engine.reference import Reference
 from gradcheck_cli.results import Status
 from gradcheck_cli.target.discovery import Target
 
@@ -45,6 +46,8 @@ class Subject:
     order: str = "first"  # "first" | "second"
     output_name: Callable[[int], str] = field(default=_output_name)
     first_order_ok: bool | None = None  # second order: the first-order verdict, if known
+    # Autograd through forward (reference mode), or why there is none: see engine/reference.
+    reference: Reference | None = None
 
     @property
     def evaluated(self) -> str:
@@ -85,7 +88,7 @@ class Request:
 
     tolerances: Tolerances
     budget_bytes: int  # of Jacobian blocks held at once (exact mode)
-    mode: str = "auto"  # "auto" | "exact" | "probe"
+    mode: str = "auto"  # "auto" | "exact" | "probe" | "reference"
     seed: int = 0  # of probe mode's random directions and the timing's random vᵀJ
     max_seconds: float = cost.DEFAULT_EXACT_SECONDS  # auto: the longest exact run allowed
 

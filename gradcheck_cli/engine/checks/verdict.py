@@ -38,7 +38,8 @@ def judge(subject: Subject, tol: Tolerances, mode: str, comparisons: list[Compar
                 problems.append(f"backward returned non-finite values for `{name}` "
                                 f"({count} elements, first at {name}{at})")
         elif stat.wrong:
-            problems.append(_mismatch_text(subject, mode, rows, entry, stat))
+            problems.append(_mismatch_text(subject, main.layout if mode == "reference" else mode,
+                                           rows, entry, stat))
         elif stat.unresolved:
             entry.note = stat.unresolved  # a doubt, not a verdict: see probe/localize.py
             if not outcome.advice:
@@ -98,20 +99,26 @@ def _mismatch_text(subject: Subject, mode: str, rows: int, entry: InputError,
                 f"(max discrepancy {_fmt(stat.max_abs)}); localized "
                 f"{stat.wrong} wrong Jacobian entr{'y' if stat.wrong == 1 else 'ies'}")
         return text + _worst_text(subject, entry, ", worst ")
+    if mode in ("reference", "projected"):  # reference mode: layout "projected" or whole
+        where = (f"{stat.wrong} of {stat.numel} elements" if mode == "projected" else
+                 f"{stat.wrong} of {stat.numel * rows} Jacobian entries")
+        text = f"{what} of `{name}` is wrong at {where}, max abs error {_fmt(stat.max_abs)}"
+        return text + _worst_text(subject, entry, " at ", ("backward", "autograd"))
     text = (f"{what} of `{name}` is wrong at {stat.wrong} of "
             f"{stat.numel * rows} Jacobian entries, "
             f"max abs error {_fmt(stat.max_abs)}")
     return text + _worst_text(subject, entry, " at ")
 
 
-def _worst_text(subject: Subject, entry: InputError, lead: str) -> str:
+def _worst_text(subject: Subject, entry: InputError, lead: str,
+                words: tuple[str, str] = ("analytical", "numerical")) -> str:
     """`<lead>x[0, 1] -> output 0[0, 1] (analytical 1, numerical 2)`, or nothing."""
     if entry.worst is None:
         return ""
     w = entry.worst
     return (f"{lead}{entry.name}{format_index(w.input_index)} -> "
             f"{subject.output_name(w.output)}{format_index(w.output_index)} "
-            f"(analytical {_fmt_value(w.analytical)}, numerical {_fmt_value(w.numerical)})")
+            f"({words[0]} {_fmt_value(w.analytical)}, {words[1]} {_fmt_value(w.numerical)})")
 
 
 def _merge(parts: list[InputStats]) -> InputStats:

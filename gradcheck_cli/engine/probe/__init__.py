@@ -34,8 +34,8 @@ Modules: settings (how hard it looks), vectors (probes, perturbed inputs, tests)
 
 from __future__ import annotations
 
-from gradcheck_cli.engine.probe.prober import probe_compare
+from gradcheck_cli.engine.probe.prober import probe_agreement, probe_compare
 from gradcheck_cli.engine.probe.settings import ProbeSettings
 from gradcheck_cli.engine.probe.view import EvidenceRule, ProbeView
 
-__all__ = ["EvidenceRule", "ProbeSettings", "ProbeView", "probe_compare"]
+__all__ = ["EvidenceRule", "ProbeSettings", "ProbeView", "probe_agreement", "probe_compare"]

@@ -10,7 +10,7 @@ from gradcheck_cli.engine.probe.measure import Measurer
 from gradcheck_cli.engine.probe.settings import ProbeSettings
 from gradcheck_cli.engine.probe.vectors import Failed
 from gradcheck_cli.engine.probe.view import EvidenceRule, ProbeView
-from gradcheck_cli.engine.stats import Comparison
+from gradcheck_cli.engine.stats import Comparison, InputStats
 
 Fn = Callable[..., Any]
 
@@ -42,6 +42,17 @@ def probe_compare(fn: Fn, args: list[Any], func_out: tuple[Any, ...], *, eps: fl
                 stat.evidence[rule.kind] = found
                 break
     return comparison
+
+
+def probe_agreement(fn: Fn, args: list[Any], func_out: tuple[Any, ...], *, eps: float,
+                    atol: float, rtol: float, seed: int, probes: int) -> list[InputStats]:
+    """Random-direction probes only, no localization: per differentiable input, each
+    probe's (analytical, numerical, threshold) on `directional`, the analytical side from
+    `func_out`'s graph. Reference mode tests autograd's graph against forward with them."""
+    m = Measurer(fn, args, func_out, eps=eps, atol=atol, rtol=rtol, seed=seed,
+                 settings=ProbeSettings(probes=probes))
+    _probes(m)
+    return m.stats
 
 
 def _probes(m: Measurer) -> list[Failed]:
