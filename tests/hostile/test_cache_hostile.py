@@ -7,7 +7,6 @@ module imported between runs), with its own cache home holding the signing key.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import json
 import os
