@@ -122,3 +122,34 @@ def test_cases_inherit_and_override_kwargs(ops: None, write_spec: Any, run_json:
                      "scalar_weight": ["xs[0]", "xs[1]"],
                      "same": ["xs[0]", "xs[1]", "weight"]}
     assert {r["status"] for r in doc["results"]} == {"passed"}
+
+
+KEYWORD_ONLY = '''
+import torch
+
+
+class _Mul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        return grad * w, grad * x
+
+
+def scaled(x, *, weight, bias=None):
+    out = _Mul.apply(x, weight)
+    return out if bias is None else out + bias
+'''
+
+
+def test_zero_config_fills_required_keyword_only_arguments(write_op: Any, run_json: Any) -> None:
+    write_op(KEYWORD_ONLY)
+    doc = run_json("ops.py", "--check", "gradcheck")
+    result = only(doc, function="scaled")
+    assert result["status"] == "passed"
+    assert [i["name"] for i in result["inputs"]] == ["x", "weight"]
+    assert result["inputs_inferred"] == "x (3, 4), weight (3, 4)"

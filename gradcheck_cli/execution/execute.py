@@ -196,9 +196,12 @@ def _execute(task: Task, target: Target, options: RunOptions, result: CheckResul
         return
     specs = task.case.inputs
     if specs is None:
-        specs = _inferred(task, target, options, result)
-        if specs is None:
+        chosen = _inferred(task, target, options, result)
+        if chosen is None or chosen.specs is None:
             return
+        specs = chosen.specs
+        # The drafted inputs stand for the case's from here on (keyword-only ones too).
+        task = replace(task, case=replace(task.case, inputs=specs, kwargs=chosen.kwargs))
     else:
         check_arity(target, specs, display(task.spec) if task.spec else None, task.spec_line,
                     task.case.kwargs)
@@ -239,7 +242,7 @@ _INFERRED: dict[tuple[Any, str, tuple[int, ...]], Inferred] = {}
 
 
 def _inferred(task: Task, target: Target, options: RunOptions, result: CheckResult
-              ) -> tuple[InputSpec, ...] | None:
+              ) -> Inferred | None:
     """Inputs for a bare .py's target, drafted from forward and tried once (None, with the
     result an error saying how to write a spec, when no draft runs)."""
     init = task.settings.init or {}
@@ -262,8 +265,9 @@ def _inferred(task: Task, target: Target, options: RunOptions, result: CheckResu
             f"{display(target.file)}")
         result.location = _shown(target.forward_location)
         return None
-    result.inputs_inferred = shown(chosen.specs, [p.name for p in target.params])
-    return chosen.specs
+    result.inputs_inferred = shown(chosen.specs, [p.name for p in target.params],
+                                   chosen.kwargs)
+    return chosen
 
 
 def _needs_init(target: Target, missing: list[str]) -> str:

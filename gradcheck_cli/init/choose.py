@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli.engine.inputs import infer_inputs
 from gradcheck_cli.settings import DEFAULT_SHAPE
-from gradcheck_cli.specs.specfile import InputSpec, LiteralInput, TensorInput
+from gradcheck_cli.specs.specfile import InputSpec, Keywords, LiteralInput, TensorInput
 
 if TYPE_CHECKING:
     from gradcheck_cli.target.discovery import Target
@@ -29,6 +29,7 @@ class Inferred:
     specs: tuple[InputSpec, ...] | None
     tried: int = 0
     problem: str = ""
+    kwargs: Keywords = ()  # keyword-only parameters without a default, by name
 
 
 def drafts_for(target: Target, init: dict[str, Any], shape: tuple[int, ...]
@@ -76,15 +77,18 @@ def choose_inputs(target: Target, init: dict[str, Any], shape: tuple[int, ...]) 
     from gradcheck_cli.init.trial import NON_FINITE, run_once, with_domain
 
     drafts = drafts_for(target, init, shape)
+    # A custom op's keyword-only arguments are slots of its flat inputs already.
+    keywords: Keywords = () if target.kind == "custom_op" else tuple(
+        (p.name, TensorInput(shape=shape)) for p in target.keywords if not p.has_default)
     first_problem = ""
     for count, specs in enumerate(drafts, start=1):
-        problem, no_gradient = run_once(target, specs, init)
+        problem, no_gradient = run_once(target, specs, init, keywords)
         if problem == NON_FINITE:
             widened = tuple(with_domain(list(specs)))
-            problem, no_gradient = run_once(target, widened, init)
+            problem, no_gradient = run_once(target, widened, init, keywords)
             specs = widened
         if problem is None:
-            return Inferred(_frozen(specs, no_gradient), count)
+            return Inferred(_frozen(specs, no_gradient), count, kwargs=keywords)
         first_problem = first_problem or problem
     return Inferred(None, len(drafts), first_problem)
 
@@ -96,10 +100,11 @@ def _frozen(specs: tuple[InputSpec, ...], no_gradient: set[int]) -> tuple[InputS
                  for i, s in enumerate(specs))
 
 
-def shown(specs: tuple[InputSpec, ...], names: list[str]) -> str:
+def shown(specs: tuple[InputSpec, ...], names: list[str], kwargs: Keywords = ()) -> str:
     """`x (4, 3), weight (5, 3), bias (5), slope 1.5`: the inputs inferred, for the report."""
     parts = []
-    for spec, name in zip(specs, names):
+    pairs = [*zip(specs, names), *((spec, name) for name, spec in kwargs)]
+    for spec, name in pairs:
         if isinstance(spec, TensorInput):
             shape = ", ".join(map(str, spec.shape))
             extra = [] if spec.dtype == "float64" else [spec.dtype]

@@ -16,7 +16,7 @@ from gradcheck_cli.init.symbols import POSITIVE
 from gradcheck_cli.streams import user_output_to_stderr
 
 if TYPE_CHECKING:
-    from gradcheck_cli.specs.specfile import InputSpec
+    from gradcheck_cli.specs.specfile import InputSpec, Keywords
     from gradcheck_cli.target.discovery import Target
 
 NON_FINITE = "forward returned non-finite values"
@@ -64,19 +64,20 @@ def trial(target: Target, specs: list[InputSpec]) -> str | None:
 
 
 def run_once(target: Target, specs: tuple[InputSpec, ...],
-             init: dict[str, Any] | None = None) -> tuple[str | None, set[int]]:
+             init: dict[str, Any] | None = None, kwargs: Keywords = ()
+             ) -> tuple[str | None, set[int]]:
     """Run forward and backward once on CPU (an nn.Module built with `init`, else its
     defaults). What went wrong (None when both ran, a TimeoutError past TRIAL_SECONDS),
     and the positions of the inputs that require grad but got no gradient from backward."""
     try:
-        return _run_once(target, specs, init)
+        return _run_once(target, specs, init, kwargs)
     except TrialTimeout:
         return (f"{TIMED_OUT}: forward/backward still running after {TRIAL_SECONDS:g}s, the "
                 "limit for a trial run (a loop that never ends?)"), set()
 
 
-def _run_once(target: Target, specs: tuple[InputSpec, ...], init: dict[str, Any] | None
-              ) -> tuple[str | None, set[int]]:
+def _run_once(target: Target, specs: tuple[InputSpec, ...], init: dict[str, Any] | None,
+              kwargs: Keywords = ()) -> tuple[str | None, set[int]]:
     import torch
 
     from gradcheck_cli.engine.inputs import build_inputs
@@ -84,12 +85,14 @@ def _run_once(target: Target, specs: tuple[InputSpec, ...], init: dict[str, Any]
     from gradcheck_cli.target.module import module_target
 
     try:
-        built = build_inputs(target, specs, 0, "cpu")
+        built = build_inputs(target, specs, 0, "cpu", kwargs)
         checked, args = target, list(built.args)
+        if built.layout is not None:
+            checked = replace(target, layout=built.layout)
         with user_output_to_stderr(), time_limit(TRIAL_SECONDS):
             if target.kind == "module":
                 checked, args, _ = module_target(target, args, built.names, init or {}, 0,
-                                                 "cpu")
+                                                 "cpu", built.layout)
             out = checked.call(*args)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             tensors = [o for o in outs if isinstance(o, torch.Tensor)]
