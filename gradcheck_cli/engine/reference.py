@@ -29,7 +29,14 @@ RefFn = Callable[[list[Any]], tuple[Any, ...]]
 
 
 class NoReference(Exception):
-    """Autograd through forward is no reference here; the message says why, in plain words."""
+    """Autograd through forward is no reference here; the message says why, in plain words.
+
+    `expected`: nothing unusual about the target (the first-order gradient is wrong, and
+    the check's own failure says so): auto mode falls back without a word."""
+
+    def __init__(self, why: str, expected: bool = False) -> None:
+        super().__init__(why)
+        self.expected = expected
 
 
 class RecordingContext:

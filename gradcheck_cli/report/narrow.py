@@ -10,7 +10,8 @@ in this order, until they do:
 1. the gaps between columns narrow from 3 spaces to 2;
 2. Device goes, when every row has the same device;
 3. Case goes, when every row has the same case (say, all `default`);
-4. check names lose their `check` ending (`gradcheck` -> `grad`, `gradgradcheck` -> `gradgrad`);
+4. check names lose their `check` ending (`gradcheck` -> `grad`, `gradgradcheck` -> `gradgrad`),
+   and a status's `(reference)` becomes `(ref)`;
 5. Case joins Function, as in a result's id: `ScaleBy[negative]` (`default` left out);
 6. Spec names are shortened from the left, down to 10 columns (`…oken.yaml`);
 7. Spec goes, when every row has the same spec;
@@ -98,7 +99,10 @@ def _value(row: Row, name: str, plan: Plan) -> str:
 
 def _pieces(row: Row, name: str, plan: Plan) -> Pieces:
     if name == STATUS:
-        return row.status
+        if not plan.short_checks:
+            return row.status
+        return Pieces([(glue, Text("(ref)", style=part.style) if part.plain == "(reference)"
+                        else part) for glue, part in row.status.parts])
     if plan.split_entries and row.errors_split is not None:
         return row.errors_split
     return row.errors

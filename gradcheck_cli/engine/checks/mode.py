@@ -64,16 +64,17 @@ def choose_mode(subject: Subject, request: Request, choice: ModeChoice,
 
 def fall_back(subject: Subject, request: Request, choice: ModeChoice, func_out: tuple[Any, ...],
               diff_outputs: list[torch.Tensor], why: str,
-              forward_seconds: float | None = None) -> Outcome | None:
+              forward_seconds: float | None = None, quiet: bool = False) -> Outcome | None:
     """Exact or probe mode as auto mode chooses them, where reference mode does not apply;
-    the reason says why it did not."""
+    the reason says why it did not (unless `quiet` and auto mode: nothing to tell)."""
     if forward_seconds is None:
         forward_seconds = _time_forward(subject)
     auto = dataclasses.replace(request, mode="auto")
     choice.mode, choice.reason = "exact", ""
     refusal = _measured(subject, auto, choice, func_out, diff_outputs, forward_seconds)
-    choice.reason = f"reference mode does not apply: {why}" + (
-        f"; {choice.reason}" if choice.reason else "")
+    if not (quiet and request.mode == "auto"):
+        choice.reason = f"reference mode does not apply: {why}" + (
+            f"; {choice.reason}" if choice.reason else "")
     return refusal
 
 

@@ -37,7 +37,8 @@ def reference_comparisons(subject: Subject, request: Request, func_out: tuple[An
                           "no reference for this check")
     if subject.order == "second" and subject.first_order_ok is False:
         raise NoReference("the first-order gradient is wrong (gradcheck fails), so autograd "
-                          "through forward is no reference for backward's own derivative")
+                          "through forward is no reference for backward's own derivative",
+                          expected=True)
     if any(t.is_complex() for t in (*diff_outputs, *_diff_inputs(subject))):
         raise NoReference("complex values are compared by finite differences")
     leaves = [a.detach().clone().requires_grad_(a.requires_grad)
@@ -106,7 +107,7 @@ def _same_values(subject: Subject, func_out: tuple[Any, ...], ref_outputs: list[
                 raise NoReference(
                     f"backward's gradients differ from autograd's through forward (by up to "
                     f"{largest:.3g}): the first-order gradient is wrong, so autograd is no "
-                    "reference for its derivative")
+                    "reference for its derivative", expected=True)
             raise NoReference(f"forward gives other values when autograd records it (by up "
                               f"to {largest:.3g} in {subject.output_name(p)})")
 

@@ -121,7 +121,8 @@ def _compare(subject: Subject, request: Request, choice: ModeChoice,
                                                                 diff_outputs)
                 return compared
             except NoReference as exc:  # the finite differences decide: exact or probe
-                refusal = fall_back(subject, request, choice, func_out, diff_outputs, str(exc))
+                refusal = fall_back(subject, request, choice, func_out, diff_outputs, str(exc),
+                                    quiet=exc.expected)
                 if refusal is not None:
                     return refusal
         try:
