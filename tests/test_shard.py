@@ -306,6 +306,11 @@ def test_merge_of_two_shards_and_what_it_refuses(tmp_path: Path, two_shards: tup
     assert "were split differently: the durations recorded in their cache folders" in \
         refused(one, _edit(two, other_split))
 
+    def malformed(doc: dict[str, Any]) -> None:
+        doc["shard"]["order"] = "everywhere"
+    assert "a malformed report (ValueError: its `shard` is not as gradcheck-cli writes it)" \
+        in refused(one, _edit(two, malformed))
+
     def other_run(doc: dict[str, Any]) -> None:
         doc["shard"]["plan"] = "0" * 16
     assert "are shards of different runs" in refused(one, _edit(two, other_run))
@@ -352,3 +357,14 @@ def test_a_module_error_every_shard_meets_is_merged_once(tmp_path: Path, write_s
     assert [(r["check"], r["message"]) for r in merged["results"]] == [
         (r["check"], r["message"]) for r in whole["results"]]
     assert len(merged["results"]) == 1
+
+
+def test_merge_never_imports_torch(two_shards: tuple[Path, Path], tmp_path: Path) -> None:
+    code = ("import sys\nfrom gradcheck_cli.cli import main\n"
+            f"status = main(['merge', {str(two_shards[0])!r}, {str(two_shards[1])!r}, '-qq'])\n"
+            "sys.exit(10 + status if 'torch' in sys.modules else status)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stdout.startswith("4 passed in ")
+    assert (tmp_path / ".gradcheck_cache" / shard.DURATIONS_FILE).exists()

@@ -57,13 +57,23 @@ def read_report(path: Path) -> ShardReport:
                        "merge reports written by the same version of gradcheck-cli")
     try:
         results = [CheckResult.from_dict(r) for r in doc["results"]]
-        shard = ShardInfo.from_dict(doc["shard"]) if doc.get("shard") else None
+        shard = _shard(doc["shard"]) if doc.get("shard") else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _problem(path, f"a malformed report ({type(exc).__name__}: {exc})") from None
     if shard is not None and len(shard.order) != len(results):
         raise _problem(path, "a malformed report: its shard's `order` does not list every "
                              "result")
     return ShardReport(path, str(doc.get("version")), shard, results, doc["summary"])
+
+
+def _shard(data: Any) -> ShardInfo:
+    shard = ShardInfo.from_dict(data)
+    numbers = (shard.index, shard.count, shard.checks, shard.planned, shard.undiscovered)
+    if not all(isinstance(n, int) for n in numbers) or not isinstance(shard.order, list) \
+            or not all(isinstance(n, int) for n in shard.order) \
+            or not isinstance(shard.plan, str) or not isinstance(shard.split, str):
+        raise ValueError("its `shard` is not as gradcheck-cli writes it")
+    return shard
 
 
 def _same_version(reports: list[ShardReport]) -> None:
