@@ -42,7 +42,7 @@ from gradcheck_cli.engine.vjp import vjp
 ROUNDING_ULPS = 2.0 ** 10
 DENSE_ENTRIES = 1 << 16  # Jacobian entries compared whole, a row per output element
 PROBES = 2  # random grad_outputs when not compared whole
-KEEP_ENTRIES = 1 << 22  # compared entries kept for the diagnosis (both sides)
+KEEP_ENTRIES = 1 << 23  # compared entries kept for the diagnosis, per side (64 MB)
 SHOWN = 8  # wrong (row, column) pairs kept per input
 
 
@@ -123,7 +123,8 @@ def compare_reference(sides: Sides, *, atol: float, rtol: float, seed: int,
     for k, (stat, u, r) in enumerate(zip(stats, user, ref)):
         wrong = _score(stat, u, r, atol, rtol, sizes, dense, nondet_tol)
         if not dense and wrong is not None and stat.first_nonfinite is None:
-            _localize(sides, stat, k, vs, (u - r).abs().to(torch.float64), wrong, atol, rtol)
+            _localize(sides, stat, k, vs, u.to(torch.float64) - r.to(torch.float64), wrong,
+                      atol, rtol)
         if keep:
             stat.analytical, stat.numerical = u, r
     return comparison
@@ -198,15 +199,13 @@ def _score(stat: InputStats, user: torch.Tensor, ref: torch.Tensor, atol: float,
 def _localize(sides: Sides, stat: InputStats, k: int, vs: list[torch.Tensor],
               difference: torch.Tensor, wrong: torch.Tensor, atol: float, rtol: float
               ) -> None:
-    """The output row of the worst wrong element, and that Jacobian entry on both sides;
-    which outputs have wrong rows (the second-order diagnosis reads them)."""
-    worst = int(torch.where(wrong, difference, -1.0).argmax())
+    """The output row of the worst wrong element (`difference`: backward - autograd, per
+    probe and element), that Jacobian entry on both sides, and which outputs have wrong
+    rows (the second-order diagnosis reads them)."""
+    worst = int(torch.where(wrong, difference.abs(), -1.0).argmax())
     probe, column = divmod(worst, difference.shape[1])
     v = vs[probe]
-    discrepancy = _discrepancy(sides, k, column, v)
-    row = _locate_row(sides, k, column, v, discrepancy)
-    a = float(sides.user_row(row)[k][column])
-    n = float(sides.ref_row(row)[k][column])
+    row, a, n = _locate_entry(sides, k, column, v, float(difference[probe, column]))
     stat.worst = (row, column, a, n)
     stat.max_abs = max(stat.max_abs, abs(a - n))
     scale = max(abs(a), abs(n))
@@ -232,36 +231,36 @@ def _localize(sides: Sides, stat: InputStats, k: int, vs: list[torch.Tensor],
         count_rows(stat, torch.tensor([row]), sizes)
 
 
-def _discrepancy(sides: Sides, k: int, column: int, v: torch.Tensor) -> float:
-    """(backward - autograd) at element `column` of input k, for grad_output v."""
-    return float(sides.user(v)[k][column].double() - sides.ref(v)[k][column].double())
+def _entry(sides: Sides, k: int, row: int, column: int) -> tuple[float, float]:
+    """Jacobian entry (row, column) of input k: backward's and autograd's."""
+    return (float(sides.user_row(row)[k][column]), float(sides.ref_row(row)[k][column]))
 
 
-def _locate_row(sides: Sides, k: int, column: int, v: torch.Tensor, discrepancy: float
-                ) -> int:
-    """The output row carrying most of the discrepancy at `column`: the row of the same
-    index in an output as large as the input first (an elementwise op's only one), else by
-    bisection on the support of v, one backward per side and step."""
+def _locate_entry(sides: Sides, k: int, column: int, v: torch.Tensor, discrepancy: float
+                  ) -> tuple[int, float, float]:
+    """The output row carrying most of the discrepancy at `column`, with its entry: the
+    row of the same index in an output as large as the input first (an elementwise op's
+    only one: two backward passes), else by bisection on the support of v, one backward
+    per side and step."""
     numel = sides.user_inputs[k].numel()
     start = 0
     for size in sides.sizes:
         if size == numel:
             row = start + column
-            masked = torch.zeros_like(v)
-            masked[row] = v[row]
-            alone = _discrepancy(sides, k, column, masked)
-            if abs(alone - discrepancy) <= 1e-6 * abs(discrepancy):
-                return row
+            a, n = _entry(sides, k, row, column)
+            if abs(float(v[row]) * (a - n) - discrepancy) <= 1e-6 * abs(discrepancy):
+                return row, a, n
         start += size
     lo, hi, current = 0, v.numel(), discrepancy
     while hi - lo > 1:
         middle = (lo + hi) // 2
         masked = torch.zeros_like(v)
         masked[lo:middle] = v[lo:middle]
-        left = _discrepancy(sides, k, column, masked)
+        left = float(sides.user(masked)[k][column].double()
+                     - sides.ref(masked)[k][column].double())
         right = current - left
         if abs(left) >= abs(right):
             hi, current = middle, left
         else:
             lo, current = middle, right
-    return lo
+    return (lo, *_entry(sides, k, lo, column))
