@@ -293,3 +293,39 @@ def test_an_element_at_a_kink_is_left_to_finite_differences(tmp_path: Path,
     assert (result["status"], result["mode"]) == ("failed", "exact")
     assert result["inputs"][0]["diagnosis"]["kind"] == "kink"
     assert "or a kink within the finite-difference step" in result["mode_reason"]
+
+
+KERNEL = '''
+import torch
+
+
+@torch.library.custom_op("{ns}::fused_kernel", mutates_args=())
+def fused_kernel(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x)
+
+
+class CallsAKernel(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return fused_kernel(x) * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * torch.cos(x) * g
+'''
+
+
+def test_a_forward_calling_a_custom_kernel_falls_back_naming_it(write_op: Any, write_spec: Any,
+                                                                tmp_path: Path,
+                                                                run_json: Any) -> None:
+    namespace = f"gcc_reference{id(tmp_path) % 100_000}"
+    write_op(KERNEL.replace("{ns}", namespace))
+    write_spec("module: ops.py\nfunctions:\n  CallsAKernel: {inputs: [{shape: [5]}]}\n")
+    doc = run_json("spec.yaml")
+    for result in doc["results"]:
+        assert (result["status"], result["mode"]) == ("passed", "exact"), result
+        assert result["mode_reason"] == (
+            f"reference mode does not apply: forward calls a non-differentiable op "
+            f"({namespace}::fused_kernel)")

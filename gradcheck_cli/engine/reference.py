@@ -142,8 +142,7 @@ def second_order_reference(first: RefFn, count: int, positions: list[int],
         leaves = [inputs[p] for p in positions]
         foreign = inspect_graph(outs, leaves).foreign
         if foreign:
-            raise NoReference(f"forward calls {foreign[0]}, whose backward is hand-written, "
-                              "not autograd's")
+            raise NoReference(f"forward calls {foreign[0]}")
         try:
             grads = vjp(outs, leaves, list(grad_outputs), create_graph=True)
         except RuntimeError as exc:
@@ -201,23 +200,33 @@ def inspect_graph(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tensor
         if variable is not None and id(variable) in index:
             graph.reached.add(index[id(variable)])
         if isinstance(node, torch.autograd.function.BackwardCFunction):
-            name = type(node).__name__
-            generated = _GENERATED.match(name)
-            shown = (f"the custom op {_op_name(generated.group(1))}" if generated
-                     else f"the autograd Function {name.removesuffix('Backward')}")
+            shown = _foreign(type(node).__name__)
             if shown not in graph.foreign:
                 graph.foreign.append(shown)
         stack.extend(next_node for next_node, _ in node.next_functions)
     return graph
 
 
-def _op_name(mangled: str) -> str:
-    """`mylib::fused_kernel` from `mylib_fused_kernel` when torch knows such an op."""
+def _foreign(node_name: str) -> str:
+    """What a hand-written backward node in the graph is, as `... calls <it>` ends."""
+    generated = _GENERATED.match(node_name)
+    if generated is None:
+        return (f"the autograd Function {node_name.removesuffix('Backward')}, whose backward "
+                "is hand-written, not autograd's")
+    name, registered = _custom_op(generated.group(1))
+    if not registered:
+        return f"a non-differentiable op ({name})"
+    return f"the custom op {name}, whose autograd formula is hand-written, not autograd's"
+
+
+def _custom_op(mangled: str) -> tuple[str, bool]:
+    """(`mylib::fused_kernel`, whether it has an autograd formula) from the mangled name
+    torch gives its backward node, when torch knows the op (else the name as it is)."""
     try:
         from torch._library.custom_ops import OPDEFS
     except ImportError:  # pragma: no cover - torch's private registry moved
-        return mangled
-    for qualname in OPDEFS:
+        return mangled, True
+    for qualname, definition in OPDEFS.items():
         if qualname.replace("::", "_") == mangled:
-            return qualname
-    return mangled
+            return qualname, getattr(definition, "_backward_fn", True) is not None
+    return mangled, True
