@@ -44,6 +44,8 @@ class RunOptions:
     timeout: float = DEFAULT_TIMEOUT
     cache_dir: Path | None = None  # None: no cache
     float32: bool = False  # add the float32 consistency check everywhere
+    bfloat16: bool = False  # add the bfloat16 check everywhere (--dtype bfloat16)
+    float16: bool = False  # add the float16 check everywhere (--dtype float16)
     dodge_kinks: bool = False  # redraw inputs when the only failures sit at kinks
     capabilities: bool = False  # add the capability matrix of each Function x case
     keep_jacobians: bool = False  # attach (downsampled) Jacobians of failing inputs
@@ -118,7 +120,8 @@ def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
 
     `choices` holds what the front end was told, by config key: devices, checks, seed,
     atol, rtol, eps, shape, functions, cases, max_memory, mode, jobs, timeout, cache
-    (False turns the cache off), cache_dir, format, float32, dodge_kinks, capabilities,
+    (False turns the cache off), cache_dir, format, float32, bfloat16, float16,
+    dodge_kinks, capabilities,
     keep_jacobians, allow_empty, shard ("I/N" or (I, N)), quiet. Missing or None means
     "not chosen".
     """
@@ -157,6 +160,7 @@ def resolve(config: ProjectConfig, choices: Mapping[str, Any]) -> Settings:
         mode=choices.get("mode") or "auto", jobs=jobs, timeout=timeout,
         cache_dir=cache_dir if use_cache else None,
         float32=bool(choices.get("float32")), dodge_kinks=bool(choices.get("dodge_kinks")),
+        bfloat16=bool(choices.get("bfloat16")), float16=bool(choices.get("float16")),
         capabilities=bool(choices.get("capabilities")),
         keep_jacobians=bool(choices.get("keep_jacobians")),
         shard=_shard(_given(choices, values, "shard")),

@@ -70,3 +70,12 @@ def test_batched_grad_asked_of_a_function_without_vmap_support_says_what_it_lack
         "3 grad_outputs at once (is_grads_batched) agree with single backwards; "
         "torch.func.jacrev not tried: the Function lacks a `setup_context` staticmethod "
         "(forward must not take ctx) and `generate_vmap_rule = True`.")
+
+
+def test_dtype_flag_adds_the_16_bit_checks_to_the_default_ones(write_op: Any,
+                                                               run_json: Any) -> None:
+    write_op(OPS)
+    doc = run_json("ops.py", "--dtype", "bfloat16", "--dtype", "float16")
+    assert [(r["check"], r["status"]) for r in doc["results"]] == [
+        ("gradcheck", "passed"), ("gradgradcheck", "passed"), ("bfloat16", "passed"),
+        ("float16", "passed")]

@@ -91,7 +91,10 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None
               help="Device to check on (repeatable). Default: cpu, plus cuda when available.")
 @click.option("--check", "checks", multiple=True,
               type=click.Choice(tuple(CHECKS)),
-              help=f"Check to run (repeatable). Default: {' and '.join(default_checks())}.")
+              help=f"Check to run (repeatable). Default: {' and '.join(default_checks())}; "
+                   "custom ops add opcheck's tests; "
+                   f"{', '.join(k.name for k in CHECKS.values() if k.default_when)} join "
+                   "where the source or the spec's inputs call for them.")
 @click.option("--seed", type=int, default=None,
               help="Seed for inputs and grad_outputs. Default: the spec's, else 0.")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance (overrides specs).")
@@ -139,6 +142,9 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None
               help="Draw the difference Jacobian of failing inputs in the terminal.")
 @click.option("--float32", is_flag=True,
               help="Also check float32 gradients against float64 ones (precision loss).")
+@click.option("--dtype", "dtypes", type=click.Choice(("bfloat16", "float16")), multiple=True,
+              help="Also check the op in this dtype against float64 (repeatable; no "
+                   "finite differences in 16 bits).")
 @click.option("--dodge-kinks", is_flag=True,
               help="Redraw inputs (next seeds) when the only failures sit at kinks.")
 @click.option("--save-repro", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -205,6 +211,7 @@ def choices(flags: dict[str, Any]) -> dict[str, Any]:
         "max_memory": flags["max_memory"], "mode": flags["mode"], "jobs": flags["jobs"],
         "timeout": flags["timeout"], "cache": False if flags["no_cache"] else None,
         "cache_dir": flags["cache_dir"], "format": flags["fmt"], "float32": flags["float32"],
+        "bfloat16": "bfloat16" in flags["dtypes"], "float16": "float16" in flags["dtypes"],
         "dodge_kinks": flags["dodge_kinks"], "capabilities": flags["capabilities"],
         "keep_jacobians": bool(flags["plot"] or flags["show_jacobian"]),
         "allow_empty": flags["allow_empty"], "shard": flags["shard"], "quiet": flags["quiet"],

@@ -136,7 +136,8 @@ for _dtype in ("bfloat16", "float16"):
     register(CheckKind(
         _dtype, f"{_dtype} gradients against float64 ones on the same rounded values (no "
         f"finite differences); on by default for a spec with {_dtype} inputs",
-        "reduced_precision", entry=f"run_{_dtype}", default_when=f"{_dtype}_inputs"))
+        "reduced_precision", entry=f"run_{_dtype}", default_when=f"{_dtype}_inputs",
+        opt_in_key=_dtype))
 register(CheckKind(
     "batched_grad", "backward under vmap (batched grad_outputs, torch.func.jacrev) against "
     "one backward at a time, per input", "batched", default_when="vmap"))
