@@ -110,8 +110,10 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--ignore", "ignore", multiple=True, type=click.Path(), metavar="PATH",
               help="Leave out this file or folder (repeatable).")
 @click.option("--mode", type=click.Choice(MODES), default=None,
-              help="exact: full per-input Jacobians; probe: random directions, for big ops; "
-                   "auto (default): exact when it fits --max-memory and time.")
+              help="reference: backward against autograd through forward (Functions); "
+                   "exact: full per-input Jacobians; probe: random directions, for big ops; "
+                   "auto (default): reference where it applies, else exact when it fits "
+                   "--max-memory and time, else probe.")
 @click.option("--max-memory", callback=_memory, default=None, metavar="SIZE",
               help="Memory for Jacobians per check, e.g. 2GB. Default: 1GB, less when "
                    "free memory is short.")
