@@ -203,7 +203,10 @@ def _op_matrix(target: OpTarget, args: list[Any], names: list[str], tol: Toleran
 def _forward_ad(target: Target, args: list[Any], names: list[str], tol: Tolerances,
                 budget: int, seed: int, mode: str) -> Capability:
     """The jvp check's verdict (engine/checks/jvp.py): n/a when it does not apply."""
-    outcome = jvp.run(CheckContext(target, _fresh(args), names, tol, budget, seed, mode))
+    try:
+        outcome = jvp.run(CheckContext(target, _fresh(args), names, tol, budget, seed, mode))
+    except OutOfMemory as exc:  # as for every capability: the question ran out of memory
+        raise ran_out(exc.__context__ or exc, "") from None
     if outcome.status is Status.SKIPPED:
         return _na(outcome.message)
     if outcome.status is Status.PASSED:
