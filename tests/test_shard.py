@@ -19,8 +19,11 @@ from gradcheck_cli.version import __version__
 
 SPECS = 40
 HEAVY = 6  # about as many specs whose op sleeps several times longer
-LIGHT_DELAY = 0.01
-HEAVY_DELAY = 0.06
+LIGHT_DELAY = 0.03
+HEAVY_DELAY = 0.2
+# Exact mode calls forward 5 times for one element: the sleeps, not the machine's load,
+# make the checks' durations.
+RUN = ("-j", "0", "--mode", "exact")
 WRONG = (7, 30)
 
 
@@ -80,7 +83,7 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def _shards(cwd: Path, count: int, *extra: str) -> list[dict[str, Any]]:
     """Each shard in its own process, all at once; their JSON reports, also as files."""
-    running = [_cli(cwd, "specs", "--shard", f"{i}/{count}", "-j", "0", "--format", "json",
+    running = [_cli(cwd, "specs", "--shard", f"{i}/{count}", *RUN, "--format", "json",
                     *extra) for i in range(1, count + 1)]
     docs = []
     for i, process in enumerate(running, start=1):
@@ -108,9 +111,9 @@ def _junit_tests(path: Path) -> int:
 
 
 def test_three_shards_in_three_processes_merge_into_the_whole_run(many: Path) -> None:
-    whole_json = _cli(many, "specs", "-j", "0", "--no-cache", "--format", "json",
+    whole_json = _cli(many, "specs", *RUN, "--no-cache", "--format", "json",
                       "--junit-xml", "whole.xml")
-    whole_table = _cli(many, "specs", "-j", "0", "--no-cache")
+    whole_table = _cli(many, "specs", *RUN, "--no-cache")
     docs = _shards(many, 3, "--no-cache")
     code, out, err = _finish(whole_json)
     whole = json.loads(out)
@@ -192,10 +195,9 @@ def test_durations_are_recorded_by_whole_runs_not_by_shards(tmp_path: Path,
             "inputs": [{"shape": [2]}], "checks": ["gradcheck"]}}}, f"specs/op{i}.yaml")
     (tmp_path / "specs" / "ops.py").write_text(_sleepy_ops(6), encoding="utf-8")
     durations = tmp_path / "cache" / shard.DURATIONS_FILE
-    doc = run_json("specs", "--shard", "1/2", "-j", "0", "--cache-dir", "cache",
-                   in_process=False)
+    doc = run_json("specs", "--shard", "1/2", *RUN, "--cache-dir", "cache", in_process=False)
     assert doc["shard"]["index"] == 1 and not durations.exists()
-    doc = run_json("specs", "-j", "0", "--cache-dir", "cache", in_process=False)
+    doc = run_json("specs", *RUN, "--cache-dir", "cache", in_process=False)
     assert doc["shard"] is None
     recorded = json.loads(durations.read_text())["checks"]
     ran = [r for r in doc["results"] if not r["cached"]]
@@ -203,7 +205,7 @@ def test_durations_are_recorded_by_whole_runs_not_by_shards(tmp_path: Path,
     assert sorted(recorded) == sorted(f"{r['spec']}::{r['function']}[cpu-gradcheck]"
                                       for r in ran)
     # A cached re-run takes no time to answer: what was recorded stays.
-    run_json("specs", "-j", "0", "--cache-dir", "cache", in_process=False)
+    run_json("specs", *RUN, "--cache-dir", "cache", in_process=False)
     assert json.loads(durations.read_text())["checks"] == recorded
 
 
