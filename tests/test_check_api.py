@@ -212,7 +212,7 @@ def test_in_a_real_pytest_run_with_parametrize(tmp_path: Path, update_goldens: b
         else message
     kept = [line for line in message.splitlines()
             if line.startswith("E ") or line.startswith("AssertionError")]
-    actual = DURATION.sub("#.##s", "\n".join(kept)).rstrip() + "\n"
+    actual = "\n".join(DURATION.sub("#.##s", line).rstrip() for line in kept).rstrip() + "\n"
     golden = GOLDEN / "assert_gradients.txt"
     if update_goldens:
         golden.write_text(actual, encoding="utf-8")
