@@ -68,7 +68,7 @@ class MulForgetsTangent(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, tx, tw):
-        x, w = ctx.saved_tensors
+        _, w = ctx.saved_tensors
         return tx * w
 
 

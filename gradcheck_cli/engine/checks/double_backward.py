@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gradcheck_cli.engine.checks import gradgradcheck
+from gradcheck_cli.engine.checks import gradgradcheck, mutation
 from gradcheck_cli.engine.inputs import make_grad_outputs
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
@@ -39,6 +39,10 @@ CAUSES: tuple[tuple[str, str], ...] = (
 
 
 def run(context: CheckContext) -> Outcome:
+    mutated = mutation.forward_mutation(context)
+    if mutated is not None:
+        return mutated
+    context = mutation.on_clones(context)  # a declared in-place forward is checkable so
     found = undifferentiable(context.target, context.args, context.names, context.seed)
     if found is None:
         return gradgradcheck.run(context)

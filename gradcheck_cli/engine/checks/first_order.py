@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradcheck_cli.engine.checks import gradcheck, linearity
+from gradcheck_cli.engine.checks import gradcheck, linearity, mutation
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome, Tolerances
@@ -20,6 +20,10 @@ from gradcheck_cli.target.discovery import Target
 
 
 def run(context: CheckContext) -> Outcome:
+    mutated = mutation.forward_mutation(context)
+    if mutated is not None:
+        return mutated
+    context = mutation.on_clones(context)  # a declared in-place forward is checkable so
     outcome = gradcheck.run(context)
     return with_linearity(context.target, context.args, context.names, context.tolerances,
                           context.seed, outcome)

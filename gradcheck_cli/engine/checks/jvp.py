@@ -25,6 +25,7 @@ import torch
 import torch.autograd.forward_ad as fwad
 
 from gradcheck_cli.engine import cost
+from gradcheck_cli.engine.checks.mutation import on_clones
 from gradcheck_cli.engine.checks.sequence import check_jacobians
 from gradcheck_cli.engine.checks.subject import Request, Subject
 from gradcheck_cli.engine.contract import explain
@@ -49,6 +50,7 @@ class NotTransposable(Exception):
 
 
 def run(context: CheckContext) -> Outcome:
+    context = on_clones(context)
     target, args, names = context.target, context.args, context.names
     why_not = not_applicable(target)
     if why_not is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from gradcheck_cli.engine.checks.mutation import on_clones
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.diagnose.rules.not_a_vjp import RULE
 from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
@@ -41,6 +42,7 @@ class Nonlinear:
 
 def run(context: CheckContext) -> Outcome:
     """The check on its own: one forward, then `nonlinear`'s backwards."""
+    context = on_clones(context)
     target, args, names = context.target, context.args, context.names
     positions = diff_positions(args)
     if not positions:

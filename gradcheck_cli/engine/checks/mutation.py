@@ -9,6 +9,8 @@ each call fresh tensors. Each tensor is compared bit for bit before and after.
 from __future__ import annotations
 
 import inspect
+import re
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -32,11 +34,9 @@ def run(context: CheckContext) -> Outcome:
     except Exception as exc:
         why = explain(exc, target, names, "forward")
         return Outcome(Status.ERROR, why.message, location=why.location)
-    changed = _changed(before, args)
-    if changed and not _declares_dirty(target):
-        return _mutated(context, changed, "forward", target.forward_location,
-                        "declare it with ctx.mark_dirty(...) and return it, or work on a copy "
-                        "(x = x.clone())")
+    undeclared = _undeclared(context, before, args, outs)
+    if undeclared is not None:
+        return undeclared
     diff_outs = [o for o in outs if is_diff_tensor(o)]
     diff_ins = [a for a in args if is_diff_tensor(a)]
     if not diff_outs or not diff_ins:
@@ -60,6 +60,39 @@ def run(context: CheckContext) -> Outcome:
     return Outcome(Status.PASSED)
 
 
+def _undeclared(context: CheckContext, before: list[torch.Tensor | None], args: list[Any],
+                outs: tuple[Any, ...]) -> Outcome | None:
+    """The failure of a forward that changed an input in place undeclared, or None. An
+    input marked dirty comes back as an output, the very tensor: any other input changed
+    in place was not declared, whether or not forward calls ctx.mark_dirty."""
+    changed = [i for i in _changed(before, args) if not any(o is args[i] for o in outs)]
+    if not changed:
+        return None
+    return _mutated(context, changed, "forward",
+                    _line_changing(context.target, changed[0], context.names),
+                    _declares_dirty(context.target),
+                    "declare it with ctx.mark_dirty(...) and return it, or work on a copy "
+                    "(x = x.clone())")
+
+
+def forward_mutation(context: CheckContext) -> Outcome | None:
+    """Before a Jacobian check: an error when forward changes an input in place without
+    declaring it (the numerical Jacobian would differentiate a moving input: a 'kink' of
+    error 1e5 and more), else None. One forward, on clones; any exception is left to the
+    check itself."""
+    args = [a.clone() if isinstance(a, torch.Tensor) else a for a in context.args]
+    before = [_copy(a) for a in args]
+    try:
+        outs = as_tuple(context.target.call(*args))
+    except Exception:
+        return None
+    found = _undeclared(context, before, args, outs)
+    if found is not None:
+        found.status = Status.ERROR
+        found.message += "; the Jacobians cannot be compared while forward changes its inputs"
+    return found
+
+
 def _copy(value: Any) -> torch.Tensor | None:
     return value.detach().clone() if isinstance(value, torch.Tensor) else None
 
@@ -80,9 +113,61 @@ def _declares_dirty(target: Target) -> bool:
 
 
 def _mutated(context: CheckContext, changed: list[int], phase: str, where: str,
-             fix: str) -> Outcome:
+             declared: bool, fix: str) -> Outcome:
     shown = ", ".join(f"`{context.names[i]}`" for i in changed)
+    how = ("ctx.mark_dirty does not declare it (forward marks other tensors dirty, and "
+           "returns only those)" if declared else "without ctx.mark_dirty")
     return Outcome(Status.FAILED,
-                   f"{phase} modifies {shown} in place without ctx.mark_dirty: the caller's "
-                   f"tensor changes under it; {fix}", location=where)
+                   f"{phase} modifies {shown} in place {how}: the caller's tensor changes "
+                   f"under it; {fix}", location=where)
 
+
+# An in-place change of a name in Python source: `x.add_(`, `x[...] = `, `x += `.
+_IN_PLACE = r"\b{name}\s*(\.[a-z_]+_\(|\[[^\]]*\]\s*=[^=]|[-+*/%@&|^]=|\.copy_\()"
+
+
+def _line_changing(target: Target, position: int, names: list[str]) -> str:
+    """`file:line` of forward's first in-place change of the input at `position` (by its
+    parameter's name), else of forward."""
+    forward = getattr(target.obj, "forward", None) if target.is_autograd_function else None
+    param = (target.params[position].name if position < len(target.params)
+             else names[position])
+    try:
+        lines, start = inspect.getsourcelines(forward) if forward is not None else ([], 0)
+    except (OSError, TypeError):
+        return target.forward_location
+    pattern = re.compile(_IN_PLACE.format(name=re.escape(param)))
+    for offset, text in enumerate(lines):
+        if pattern.search(text.split("#", 1)[0]):
+            return f"{target.file}:{start + offset}"
+    return target.forward_location
+
+
+class _OnClones:
+    """A Function class whose `apply` runs on clones of its tensor inputs."""
+
+    def __init__(self, cls: Any) -> None:
+        self._cls = cls
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cls.apply(*(_cloned(a) for a in args),
+                               **{k: _cloned(v) for k, v in kwargs.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cls, name)
+
+
+def _cloned(value: Any) -> Any:
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+def on_clones(context: CheckContext) -> CheckContext:
+    """The context of a check, its Function called on clones of its inputs when it declares
+    an in-place forward (ctx.mark_dirty): on a leaf that requires grad torch refuses the
+    in-place change; on a clone the gradients reach the inputs through it, and the check
+    compares the Function as a function of its inputs' values (the caller's tensors are
+    changed, as declared; the checked ones are not)."""
+    target = context.target
+    if target.kind != "function" or not _declares_dirty(target):
+        return context
+    return replace(context, target=replace(target, obj=_OnClones(target.obj)))
