@@ -61,11 +61,13 @@ def run(context: CheckContext) -> Outcome:
 
 
 def _undeclared(context: CheckContext, before: list[torch.Tensor | None], args: list[Any],
-                outs: tuple[Any, ...]) -> Outcome | None:
-    """The failure of a forward that changed an input in place undeclared, or None. An
-    input marked dirty comes back as an output, the very tensor: any other input changed
-    in place was not declared, whether or not forward calls ctx.mark_dirty."""
-    changed = [i for i in _changed(before, args) if not any(o is args[i] for o in outs)]
+                outs: tuple[Any, ...], differentiated: bool = False) -> Outcome | None:
+    """The failure of a forward that changed an input in place undeclared (only one that
+    requires grad, if `differentiated`), or None. An input marked dirty comes back as an
+    output, the very tensor: any other input changed in place was not declared, whether or
+    not forward calls ctx.mark_dirty."""
+    changed = [i for i in _changed(before, args) if not any(o is args[i] for o in outs)
+               and not (differentiated and not is_diff_tensor(context.args[i]))]
     if not changed:
         return None
     return _mutated(context, changed, "forward",
@@ -76,17 +78,18 @@ def _undeclared(context: CheckContext, before: list[torch.Tensor | None], args: 
 
 
 def forward_mutation(context: CheckContext) -> Outcome | None:
-    """Before a Jacobian check: an error when forward changes an input in place without
-    declaring it (the numerical Jacobian would differentiate a moving input: a 'kink' of
-    error 1e5 and more), else None. One forward, on clones; any exception is left to the
-    check itself."""
+    """Before a Jacobian check: an error when forward changes an input that requires grad
+    in place without declaring it (the numerical Jacobian would differentiate a moving
+    input: a 'kink' of error 1e5 and more), else None; a buffer updated in place (running
+    statistics) is the mutation check's to judge. One forward, on clones; any exception is
+    left to the check itself."""
     args = [a.clone() if isinstance(a, torch.Tensor) else a for a in context.args]
     before = [_copy(a) for a in args]
     try:
         outs = as_tuple(context.target.call(*args))
     except Exception:
         return None
-    found = _undeclared(context, before, args, outs)
+    found = _undeclared(context, before, args, outs, differentiated=True)
     if found is not None:
         found.status = Status.ERROR
         found.message += "; the Jacobians cannot be compared while forward changes its inputs"
