@@ -499,7 +499,7 @@ def test_every_kind_is_one_rule_with_its_place_in_each_mode():
     # answer to a doubled grad_output comes before any pattern: it is direct evidence.
     assert [str(r.kind) for r in chain("exact")] == [
         "nondeterministic", "kink", "ignores-grad-output", "second-order", "zero", "swapped",
-        "sign", "scale", "transposed", "partial", "unknown"]
+        "conjugate", "sign", "scale", "transposed", "partial", "unknown"]
     assert [str(r.kind) for r in chain("probe")] == [
         "nondeterministic", "ignores-grad-output", "second-order", "swapped", "transposed",
         "zero", "sign", "scale", "partial", "unknown"]

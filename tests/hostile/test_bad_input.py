@@ -95,7 +95,9 @@ def test_alias_bomb_is_refused_fast(run_json: RunJson, good: Path,
     from gradcheck_cli.specs.specfile import load_spec
 
     spec = load_spec(good.parent / bad, bad)
-    assert time.perf_counter() - start < 1.0
+    # Expanded, the bomb is 9**9 elements (minutes and gigabytes); refused, it costs a
+    # parse. The bound leaves room for a loaded CI machine (1.5 s seen under load).
+    assert time.perf_counter() - start < 10.0
     assert str(spec.error).startswith("bad.yaml:")
     _one_error(run_json, bad, "bad.yaml:2:31: YAML aliases expand to more than 100000 values "
                "(an alias bomb?)\n  hint: write the values out, or use fewer aliases")
