@@ -8,6 +8,7 @@ each call fresh tensors. Each tensor is compared bit for bit before and after.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from dataclasses import replace
@@ -109,8 +110,15 @@ def _changed(before: list[torch.Tensor | None], after: list[Any]) -> list[int]:
 def _declares_dirty(target: Target) -> bool:
     """Whether forward calls ctx.mark_dirty (a declared in-place op is allowed)."""
     forward = getattr(target.obj, "forward", None) if target.is_autograd_function else None
+    return forward is not None and _marks_dirty(forward)
+
+
+@functools.lru_cache(maxsize=256)
+def _marks_dirty(forward: Any) -> bool:
+    """Read once per forward: every Jacobian check of a Function asks (its source is the
+    module's as imported; an edited file is another forward, imported afresh)."""
     try:
-        return forward is not None and "mark_dirty" in inspect.getsource(forward)
+        return "mark_dirty" in inspect.getsource(forward)
     except (OSError, TypeError):
         return False
 
