@@ -40,7 +40,7 @@ from gradcheck_cli.engine.stats import Comparison, InputStats, count_rows, sprea
 from gradcheck_cli.engine.vjp import vjp
 
 ROUNDING_ULPS = 2.0 ** 10
-DENSE_ENTRIES = 1 << 16  # Jacobian entries compared whole, a row per output element
+DENSE_ENTRIES = 1 << 12  # Jacobian entries compared whole, a row per output element
 PROBES = 2  # random grad_outputs when not compared whole
 KEEP_ENTRIES = 1 << 23  # compared entries kept for the diagnosis, per side (64 MB)
 SHOWN = 8  # wrong (row, column) pairs kept per input
