@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("big", "detect", "alarms", "corpus"))
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1, as the tool's worker processes run)")
     parser.add_argument("--rounds", type=int, default=None, help="corpus rounds (default 2)")
     parser.add_argument("--big-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--order", default="first", help=argparse.SUPPRESS)
