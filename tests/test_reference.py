@@ -329,3 +329,15 @@ def test_a_forward_calling_a_custom_kernel_falls_back_naming_it(write_op: Any, w
         assert result["mode_reason"] == (
             f"reference mode does not apply: forward calls a non-differentiable op "
             f"({namespace}::fused_kernel)")
+
+
+@pytest.mark.parametrize(("function", "status"), [("DetachRight", "passed"),
+                                                  ("DetachWrong", "failed")])
+def test_a_graph_break_at_a_million_elements_is_left_to_the_probes(function: str,
+                                                                   status: str) -> None:
+    path = CASES / "graph_breaks.py"
+    found = resolve(import_file(path), path.resolve(), function)
+    assert found is not None
+    outcome = gradcheck(found, [_uniform(0, 1000, 1000)], ["x"], Tolerances(), 1 << 26)
+    assert (outcome.status.value, outcome.mode) == (status, "probe"), outcome.message
+    assert "forward breaks the graph at `x`" in outcome.mode_reason
