@@ -98,8 +98,8 @@ class CheckResult:
     duration: float = 0.0
     line: int | None = None
     location: str | None = None
-    mode: str = "exact"  # how the Jacobians were compared: "exact" or "probe"
-    mode_reason: str = ""  # why auto mode chose probe
+    mode: str = "exact"  # how the Jacobians were compared: "exact", "probe", "reference"
+    mode_reason: str = ""  # why: auto's reason for probe, reference's evidence, a fallback's
     cached: bool = False
     reproduce: str | None = None
     # How the inputs were made and the tolerances used: what --save-repro needs.

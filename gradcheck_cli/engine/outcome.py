@@ -28,10 +28,11 @@ class Outcome:
     message: str = ""
     inputs: list[InputError] = field(default_factory=list)
     location: str | None = None
-    mode: str = "exact"  # "exact" | "probe": how the Jacobians were compared
+    mode: str = "exact"  # "exact" | "probe" | "reference": how the Jacobians were compared
     comparison: Comparison | None = None
     names: list[str] = field(default_factory=list)
-    mode_reason: str = ""  # why auto mode chose probe (empty otherwise)
+    # why auto mode chose probe, reference mode's evidence, or why it did not apply
+    mode_reason: str = ""
     # The capabilities check: feature -> {"status": ok|fail|n/a, "reason": ...}
     capabilities: dict[str, dict[str, str]] | None = None
     advice: list[Advice] = field(default_factory=list)  # what the user could change
