@@ -137,12 +137,6 @@ def run(paths: Sequence[str | Path] = (), settings: Settings | None = None, *,
     return report
 
 
-# `check`'s own keywords; an argument of the checked op with one of these names goes
-# through `kwargs={...}`.
-OPTION_KEYS = ("checks", "devices", "atol", "rtol", "eps", "mode", "seed", "float32",
-               "capabilities", "max_memory", "dodge_kinks")
-
-
 def check(target: Any, *args: Any, dtype: Any = "float64", kwargs: dict[str, Any] | None = None,
           checks: Sequence[str] | str | None = None, devices: Sequence[str] | str | None = None,
           atol: float | None = None, rtol: float | None = None, eps: float | None = None,
@@ -157,7 +151,8 @@ def check(target: Any, *args: Any, dtype: Any = "float64", kwargs: dict[str, Any
     checked, else only those that do. Lists and tuples of tensors are passed as lists,
     each tensor checked (named `xs[1]`); keyword arguments are passed by name. The options
     are the command line's (`checks=("gradcheck",)`, `devices="cpu"`, `atol=1e-6`,
-    `mode="exact"`, ...), over the project's `[tool.gradcheck-cli]` config.
+    `mode="exact"`, ...), over the project's `[tool.gradcheck-cli]` config; an argument of
+    the op named like one of them goes through `kwargs={...}`.
     """
     import time
 
@@ -179,7 +174,7 @@ def check(target: Any, *args: Any, dtype: Any = "float64", kwargs: dict[str, Any
     settings = make_settings(None, **given, jobs=0, cache=False)
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise UsageError(f"unknown dtype `{dtype}`", hint="e.g. dtype=torch.float64")
+            raise ValueError(f"unknown dtype {dtype!r}: e.g. dtype=torch.float64")
         dtype = getattr(torch, dtype)
     keywords = {**(kwargs or {}), **target_kwargs}
     results = check_object(target_of(target), args, keywords, settings.options, dtype)

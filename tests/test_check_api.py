@@ -237,3 +237,8 @@ def test_a_bad_call_is_a_type_error_as_python_says_it() -> None:
         check(pair_product, [torch.randn(2), torch.randn(2)], sclae=1.0)
     with pytest.raises(TypeError, match="tensors inside a dict would not be checked"):
         check(lambda x, opts: x, torch.randn(2), {"w": torch.randn(2)})
+
+
+def test_an_unknown_dtype_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown dtype 'float65'"):
+        check(lambda x: x * 2, torch.randn(3), dtype="float65")
