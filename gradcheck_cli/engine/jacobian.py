@@ -68,6 +68,13 @@ def diff_positions(values: Sequence[Any]) -> list[int]:
     return [i for i, a in enumerate(values) if is_diff_tensor(a)]
 
 
+def fresh_copies(values: Sequence[Any]) -> list[Any]:
+    """New leaf copies of the tensors among `values` (requiring grad as they do), the rest
+    as is: a run on them shares no graph, and no in-place change, with another."""
+    return [v.detach().clone().requires_grad_(v.requires_grad)
+            if isinstance(v, torch.Tensor) else v for v in values]
+
+
 
 def unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
     index = []

@@ -22,7 +22,7 @@ import torch
 from gradcheck_cli.engine.agreement import Tolerance, compare_gradients
 from gradcheck_cli.engine.contract import explain
 from gradcheck_cli.engine.inputs import make_grad_outputs
-from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
+from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, fresh_copies, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
 from gradcheck_cli.results import InputError, Status
 
@@ -96,8 +96,7 @@ def _jacobians(target: Any, args: list[Any], positions: list[int]
 def run(context: CheckContext) -> Outcome:
     target, args, names = context.target, context.args, context.names
     positions = diff_positions(args)
-    fresh = [a.detach().clone().requires_grad_(a.requires_grad)
-             if isinstance(a, torch.Tensor) else a for a in args]
+    fresh = fresh_copies(args)
     inputs = [fresh[p] for p in positions]
     try:
         outs = [o for o in as_tuple(target.call(*fresh)) if is_diff_tensor(o)]

@@ -23,6 +23,7 @@ from gradcheck_cli.engine.agreement import (
     run_once,
 )
 from gradcheck_cli.engine.contract import explain
+from gradcheck_cli.engine.jacobian import fresh_copies
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
 from gradcheck_cli.results import Status
 
@@ -35,11 +36,6 @@ def _tolerance(reference: torch.Tensor, dtype: torch.dtype) -> Tolerance:
     rtol, atol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
     scale = float(reference.abs().max()) if reference.numel() else 0.0
     return Tolerance(rtol, atol * max(1.0, scale))
-
-
-def _fresh(args: list[Any]) -> list[Any]:
-    return [a.detach().clone().requires_grad_(a.requires_grad)
-            if isinstance(a, torch.Tensor) else a for a in args]
 
 
 def _graph_break(exc: BaseException) -> str | None:
@@ -73,7 +69,7 @@ def _compiled_run(context: CheckContext, backend: str, grad_outputs: list[torch.
     torch._dynamo.reset()  # a fresh compile: nothing cached from another op or check
     try:
         compiled = torch.compile(call, backend=backend, fullgraph=True)
-        return run_once(compiled, _fresh(context.args), grad_outputs, context.seed), \
+        return run_once(compiled, fresh_copies(context.args), grad_outputs, context.seed), \
             f"{backend}, fullgraph=True"
     except Exception as exc:
         reason = _graph_break(exc)
@@ -81,7 +77,7 @@ def _compiled_run(context: CheckContext, backend: str, grad_outputs: list[torch.
             raise
     torch._dynamo.reset()
     compiled = torch.compile(call, backend=backend)
-    found = run_once(compiled, _fresh(context.args), grad_outputs, context.seed)
+    found = run_once(compiled, fresh_copies(context.args), grad_outputs, context.seed)
     return found, (f"{backend}; fullgraph=True met a graph break ({reason}), so compared "
                    "with the graph split there")
 
@@ -90,7 +86,7 @@ def compile_check(context: CheckContext, backend: str) -> Outcome:
     """Compare the compiled run with the eager one, per input."""
     target, names = context.target, context.names
     try:
-        eager = run_once(target.call, _fresh(context.args), None, context.seed)
+        eager = run_once(target.call, fresh_copies(context.args), None, context.seed)
     except Exception as exc:
         why = explain(exc, target, names, "eager run")
         return Outcome(Status.ERROR, why.message, location=why.location)

@@ -20,7 +20,7 @@ import torch
 
 from gradcheck_cli.engine.checks import gradgradcheck, mutation
 from gradcheck_cli.engine.inputs import make_grad_outputs
-from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
+from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, fresh_copies, is_diff_tensor
 from gradcheck_cli.engine.outcome import CheckContext, Outcome
 from gradcheck_cli.engine.vjp import vjp
 from gradcheck_cli.results import Status
@@ -61,8 +61,7 @@ def undifferentiable(target: Target, args: list[Any], names: list[str], seed: in
     grad under create_graph=True; None when they do, or when this cannot be told (then
     gradgradcheck itself runs and says what goes wrong)."""
     positions = diff_positions(args)
-    fresh = [a.detach().clone().requires_grad_(a.requires_grad)
-             if isinstance(a, torch.Tensor) else a for a in args]
+    fresh = fresh_copies(args)
     try:
         outs = [o for o in as_tuple(target.call(*fresh)) if is_diff_tensor(o)]
         if not outs or not positions:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli.engine.checks.subject import Request, Subject
-from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, is_diff_tensor
+from gradcheck_cli.engine.jacobian import as_tuple, diff_positions, fresh_copies, is_diff_tensor
 from gradcheck_cli.engine.probe import probe_agreement
 from gradcheck_cli.engine.reference import NoReference, inspect_graph
 from gradcheck_cli.engine.reference_compare import PROBES, Sides, compare_reference, tolerance
@@ -41,8 +41,7 @@ def reference_comparisons(subject: Subject, request: Request, func_out: tuple[An
                           expected=True)
     if any(t.is_complex() for t in (*diff_outputs, *_diff_inputs(subject))):
         raise NoReference("complex values are compared by finite differences", expected=True)
-    leaves = [a.detach().clone().requires_grad_(a.requires_grad)
-              if isinstance(a, torch.Tensor) else a for a in subject.args]
+    leaves = fresh_copies(subject.args)
     ref_out = reference.run(leaves)
     ref_outputs = _aligned(subject, func_out, ref_out)
     positions = diff_positions(subject.args)
