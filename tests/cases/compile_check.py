@@ -57,3 +57,15 @@ class ForwardDiffersCompiled(torch.autograd.Function):
         # Compiled code takes other paths: a shift in forward, half w's gradient here.
         scale = 0.5 if torch.compiler.is_compiling() else 1.0
         return grad * w, grad * x * scale
+
+
+class OnlyForwardDiffersCompiled(torch.autograd.Function):
+    """Compiled, forward adds 1: the gradients stay the same, the outputs do not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3 + (1.0 if torch.compiler.is_compiling() else 0.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3

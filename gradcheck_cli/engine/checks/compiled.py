@@ -50,6 +50,20 @@ def _graph_break(exc: BaseException) -> str | None:
             else lines[0] if lines else type(exc).__name__)
 
 
+def _output_problems(eager: tuple[Any, ...], compiled: tuple[Any, ...],
+                     dtype: torch.dtype) -> str:
+    """Which floating outputs differ beyond the dtype's tolerance ('' when none)."""
+    found = []
+    for index, (e, c) in enumerate(zip(eager, compiled)):
+        if isinstance(e, torch.Tensor) and isinstance(c, torch.Tensor) and e.numel() \
+                and (e.is_floating_point() or e.is_complex()):
+            bounds = _tolerance(e.detach(), dtype)
+            if e.shape != c.shape or not torch.allclose(
+                    c.detach().to(e.dtype), e.detach(), rtol=bounds.rtol, atol=bounds.atol):
+                found.append(f"output {index}")
+    return ", ".join(found)
+
+
 def run(context: CheckContext) -> Outcome:
     return compile_check(context, "aot_eager")
 
@@ -109,6 +123,12 @@ def compile_check(context: CheckContext, backend: str) -> Outcome:
     if "graph break" in how and agreement.inputs and not agreement.problems:
         # Information, not a failure: shown with the passed result (on its first input).
         agreement.inputs[0].note = f"torch.compile: {how.partition('; ')[2]}"
+    outputs = _output_problems(eager.outputs, compiled.outputs, dtype)
+    if outputs and not agreement.problems:  # the same gradients of other values
+        outcome.status = Status.FAILED
+        outcome.message = (f"outputs under torch.compile differ from eager: {outputs}. {note}. "
+                           "Forward may read Python state that compiling freezes.")
+        outcome.location = target.forward_location
     if agreement.problems:
         outcome.status = Status.FAILED
         outcome.message = ("gradients under torch.compile differ from eager: "
