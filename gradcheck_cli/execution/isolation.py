@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
+import operator
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,25 +90,82 @@ def _namespaces() -> dict[str, Any]:
     }
 
 
-_NAMESPACES = _namespaces()
+@dataclass(frozen=True)
+class _Space:
+    """One namespace watched: its owner, the names of the callables it showed when this
+    module loaded (before any user code; a class's inherited ones too, as `Tensor.__mul__`
+    of `TensorBase`), and where each one lived then."""
+
+    label: str
+    owner: Any
+    names: tuple[str, ...]
+    homes: tuple[Any, ...]
+
+    def view(self) -> Mapping[str, Any]:
+        """Each name's value as attribute lookup finds it, without running descriptors (a
+        classmethod would give a new bound method at every read)."""
+        if not isinstance(self.owner, type):
+            return vars(self.owner)
+        merged: dict[str, Any] = {}
+        for klass in reversed(self.owner.__mro__[:-1]):  # `object` aside
+            merged.update(vars(klass))
+        return merged
+
+    def read(self) -> tuple[Any, ...]:
+        # One C-level pass (microseconds for torch's ~1,500 names): every check reads
+        # these several times, and a Python loop over them cost milliseconds.
+        return tuple(map(self.view().get, self.names))
+
+    def put(self, name: str, value: Any) -> None:
+        """Give `name` back its `value`, where it lived: a shadow set on the class over
+        a base class's method is removed."""
+        home = self.homes[self.names.index(name)]
+        with suppress(AttributeError, TypeError):
+            if home is not self.owner and name in vars(self.owner):
+                delattr(self.owner, name)
+            if vars(home).get(name) is not value:
+                setattr(home, name, value)
+
+
+def _spaces() -> tuple[_Space, ...]:
+    spaces = []
+    for label, owner in _namespaces().items():
+        klasses = owner.__mro__[:-1] if isinstance(owner, type) else (owner,)
+        homes: dict[str, Any] = {}
+        for klass in reversed(klasses):  # the nearest class wins, as lookup does
+            homes.update({name: klass for name, value in list(vars(klass).items())
+                          if callable(value) and not isinstance(value, ModuleType)})
+        spaces.append(_Space(label, owner, tuple(homes), tuple(homes.values())))
+    return tuple(spaces)
+
+
+_SPACES = _spaces()
 
 
 @dataclass
 class TorchState:
-    """A copy of torch's global state: the flags, the RNG, and the functions kept."""
+    """A copy of torch's global state: the flags, the RNG, and the functions kept (per
+    watched namespace, the values of its names, in `_Space.names` order)."""
 
     flags: dict[str, Any]
     rng: torch.Tensor
-    functions: dict[tuple[str, str], Any]
+    functions: tuple[tuple[Any, ...], ...]
 
 
 def capture() -> TorchState:
-    functions: dict[tuple[str, str], Any] = {}
-    for space, owner in _NAMESPACES.items():
-        for name, value in list(vars(owner).items()):
-            if callable(value) and not isinstance(value, ModuleType):
-                functions[space, name] = value
-    return TorchState({f.label: f.get() for f in FLAGS}, _get_rng(), functions)
+    return TorchState({f.label: f.get() for f in FLAGS}, _get_rng(),
+                      tuple(space.read() for space in _SPACES))
+
+
+def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    return old is new or all(map(operator.is_, old, new))
+
+
+def _replaced(old: tuple[Any, ...], new: tuple[Any, ...], space: _Space) -> list[str]:
+    """The names of `space` whose value in `new` is not the one in `old`."""
+    if _same(old, new):
+        return []
+    return [name for name, before, after in zip(space.names, old, new) if before is not after]
 
 
 def changes(before: TorchState, after: TorchState) -> list[tuple[str, str]]:
@@ -118,9 +176,9 @@ def changes(before: TorchState, after: TorchState) -> list[tuple[str, str]]:
         if old != new:
             shown = f"{_shown(old, flag.second)} -> {_shown(new, flag.second)}"
             found.append((flag.label, f"{flag.label} {shown}"))
-    for (space, name), value in before.functions.items():
-        if after.functions.get((space, name)) is not value:
-            found.append((f"{space}.{name}", f"{space}.{name} replaced"))
+    for space, old, new in zip(_SPACES, before.functions, after.functions):
+        for name in _replaced(old, new, space):
+            found.append((f"{space.label}.{name}", f"{space.label}.{name} replaced"))
     return found
 
 
@@ -139,11 +197,10 @@ def put_back(state: TorchState) -> list[str]:
             # Checked below: a state that stays wrong retires the worker.
             with suppress(Exception):
                 flag.put(state.flags[flag.label])
-    for (space, name), value in state.functions.items():
-        owner = _NAMESPACES[space]
-        if vars(owner).get(name) is not value:
-            with suppress(AttributeError, TypeError):
-                setattr(owner, name, value)
+    for space, kept in zip(_SPACES, state.functions):
+        now = space.read()
+        for name in _replaced(kept, now, space):
+            space.put(name, kept[space.names.index(name)])
     _set_rng(state.rng)
     return [label for label, _ in changes(state, capture())]
 

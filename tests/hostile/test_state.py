@@ -62,6 +62,8 @@ POLLUTERS = {
     "deterministic": "torch.use_deterministic_algorithms(True, warn_only=True)",
     "threads": "torch.set_num_threads(3)",
     "rng": "torch.manual_seed(1234)",
+    # A method that torch.Tensor inherits from TensorBase, shadowed on torch.Tensor.
+    "tensor_method": "torch.Tensor.__mul__ = lambda a, b: torch.add(a, b)",
 }
 
 POLLUTER = '''import torch
@@ -112,7 +114,7 @@ def _verdicts(doc: dict[str, Any], spec: str) -> list[tuple[str, str, str]]:
 
 # In process every kind; in one worker (slower) the three the issue names.
 RUNS = [(kind, "0") for kind in sorted(POLLUTERS)] + [
-    (kind, "1") for kind in ("grad_off", "grad_patched", "dtype")]
+    (kind, "1") for kind in ("grad_off", "grad_patched", "dtype", "tensor_method")]
 
 
 @pytest.mark.parametrize(("kind", "jobs"), RUNS)
@@ -142,6 +144,7 @@ def test_state_changed_at_import_does_not_leak(tmp_path: Path, run_json: Any, ki
     assert not torch.is_anomaly_enabled()
     assert not torch.are_deterministic_algorithms_enabled()
     assert torch.get_num_threads() == threads
+    assert "__mul__" not in vars(torch.Tensor)
 
 
 def test_warning_names_what_changed(tmp_path: Path, run_json: Any) -> None:
