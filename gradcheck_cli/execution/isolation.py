@@ -106,9 +106,11 @@ class _Space:
         classmethod would give a new bound method at every read)."""
         if not isinstance(self.owner, type):
             return vars(self.owner)
+        # Copies of the class dicts (fast), merged dict into dict: a mapping proxy itself
+        # would be merged key by key.
         merged: dict[str, Any] = {}
         for klass in reversed(self.owner.__mro__[:-1]):  # `object` aside
-            merged.update(vars(klass))
+            merged.update(vars(klass).copy())
         return merged
 
     def read(self) -> tuple[Any, ...]:
@@ -192,17 +194,20 @@ def _shown(value: Any, second: str = "") -> str:
 
 def put_back(state: TorchState) -> list[str]:
     """Set torch's state to `state`; the labels of what could not be put back."""
+    touched = False  # whether anything differed: only then is the state read again
     for flag in FLAGS:
-        if flag.put is not None and flag.get() != state.flags[flag.label]:
-            # Checked below: a state that stays wrong retires the worker.
-            with suppress(Exception):
-                flag.put(state.flags[flag.label])
+        if flag.get() != state.flags[flag.label]:
+            touched = True
+            if flag.put is not None:
+                # Checked below: a state that stays wrong retires the worker.
+                with suppress(Exception):
+                    flag.put(state.flags[flag.label])
     for space, kept in zip(_SPACES, state.functions):
-        now = space.read()
-        for name in _replaced(kept, now, space):
+        for name in _replaced(kept, space.read(), space):
+            touched = True
             space.put(name, kept[space.names.index(name)])
     _set_rng(state.rng)
-    return [label for label, _ in changes(state, capture())]
+    return [label for label, _ in changes(state, capture())] if touched else []
 
 
 _baseline: TorchState | None = None
