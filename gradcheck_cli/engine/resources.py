@@ -132,9 +132,11 @@ def _cgroup(root: Path) -> Room | None:
     for version, folder in _cgroup_dirs(root):
         limit_file, usage_file, cache_key = names[version]
         limit = (_read(folder / limit_file) or "").strip()
-        usage = (_read(folder / usage_file) or "").strip()
-        if not (limit.isdigit() and usage.isdigit()) or int(limit) >= _NO_LIMIT:
+        if not limit.isdigit() or int(limit) >= _NO_LIMIT:
             continue  # "max" (v2) or the v1 sentinel: no limit at this level
+        usage = (_read(folder / usage_file) or "").strip()
+        if not usage.isdigit():
+            continue
         cache = _fields(_read(folder / "memory.stat")).get(cache_key, 0)
         used = max(0, int(usage) - cache)
         rooms.append(Room(max(0, int(limit) - used),
