@@ -227,16 +227,46 @@ def test_a_small_check_never_imports_sympy(tmp_path: Path) -> None:
     assert last == "exit 0 False"
 
 
+BIG = ("module: op.py\nfunctions:\n  Cube:\n    checks: [gradgradcheck]\n"
+       "    inputs:\n      - {shape: [2100]}\n")
+
+
 def test_a_large_batch_pays_the_import_once_for_faster_calls(tmp_path: Path) -> None:
+    """In exact mode, torch's recipe: the planner counts the calls it will make."""
     (tmp_path / "op.py").write_text(CUBE)
-    (tmp_path / "big.yaml").write_text(
-        "module: op.py\nfunctions:\n  Cube:\n    checks: [gradgradcheck]\n"
-        "    inputs:\n      - {shape: [2100]}\n")
+    (tmp_path / "big.yaml").write_text(BIG)
     calls = cost.vector_backward_calls([2100])
     assert calls == 8400 and cost.worth_importing_autograd(calls)
-    out, last = _in_process(tmp_path, "big.yaml")
+    out, last = _in_process(tmp_path, "big.yaml", "--mode", "exact")
     assert out.count('"status": "passed"') == 1
     assert last == "exit 0 True"
+
+
+def test_reference_mode_makes_too_few_calls_to_pay_the_import(tmp_path: Path) -> None:
+    """The same check by default (reference mode) makes a few vector backward calls: the
+    import would cost more than it saves, and is not paid (it was, on torch's estimate)."""
+    (tmp_path / "op.py").write_text(CUBE)
+    (tmp_path / "big.yaml").write_text(BIG)
+    out, last = _in_process(tmp_path, "big.yaml")
+    assert '"mode": "reference"' in out and out.count('"status": "passed"') == 1
+    assert last == "exit 0 False"
+
+
+def test_scalar_calls_past_the_imports_cost_pay_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted as they come: the call that brings their extra cost past the import's."""
+    imported: list[bool] = []
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "import_autograd_shapes",
+                        lambda: imported.append(True))
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "_scalar_calls", [0])
+    x = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    y = x.sin()
+    g = torch.ones(3, dtype=torch.float64)
+    threshold = int(cost.AUTOGRAD_IMPORT_SECONDS / cost.SCALAR_VJP_EXTRA_SECONDS)
+    for _ in range(threshold):
+        vjp([y], [x], [g], retain_graph=True)
+    assert not imported
+    element_vjp(y, y.reshape(-1), 0, [x])
+    assert imported == [True]
 
 
 def test_import_pays_off_only_past_its_cost() -> None:

@@ -8,8 +8,12 @@ sum is ones, and 1.0 * g == g), so the user's backward receives the same values,
 result is the same; torch checks a scalar's implicit gradient without that import.
 
 That form costs two more operations per call, though: a process that will make many calls
-(a large batch, see `cost.worth_importing_autograd`) pays the import once instead, with
-`import_autograd_shapes`; once the module is loaded, calls go to torch directly.
+(a large batch in exact mode, see `cost.worth_importing_autograd`) pays the import once
+instead, with `import_autograd_shapes`; once the module is loaded, calls go to torch
+directly. Where the number of calls cannot be known beforehand (auto mode decides per
+check between a few reference passes and torch's recipe), the scalar calls are counted,
+and the import is paid once they have cost as much as it would have: never more than
+twice the better choice.
 
 A row of the Jacobian (grad_output one-hot) is cheaper still as the gradient of the
 element itself: `element_vjp`.
@@ -26,12 +30,22 @@ from collections.abc import Sequence
 
 import torch
 
+from gradcheck_cli.engine.cost import worth_importing_autograd
+
 _SHAPES = "torch.fx.experimental.symbolic_shapes"
+_scalar_calls = [0]  # calls made in the scalar form by this process
 
 
 def import_autograd_shapes() -> None:
     """Pay the import now: every later `vjp` call is torch's own, the fastest."""
     __import__(_SHAPES)
+
+
+def _counted() -> None:
+    """One more scalar-form call: past the import's cost, pay the import."""
+    _scalar_calls[0] += 1
+    if worth_importing_autograd(_scalar_calls[0]):
+        import_autograd_shapes()
 
 
 def _same_as_torch(outputs: Sequence[torch.Tensor], grad_outputs: Sequence[torch.Tensor | None]
@@ -63,6 +77,7 @@ def vjp(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
         return torch.autograd.grad(list(outputs), list(inputs), list(grad_outputs),
                                    retain_graph=retain_graph, create_graph=create_graph,
                                    allow_unused=allow_unused)
+    _counted()
     total: torch.Tensor | None = None
     for output, grad in zip(outputs, grad_outputs):
         assert grad is not None
@@ -85,4 +100,5 @@ def element_vjp(output: torch.Tensor, flat: torch.Tensor, index: int,
         one_hot = torch.zeros_like(output, memory_format=torch.contiguous_format)
         one_hot.view(-1)[index] = 1.0
         return vjp([output], inputs, [one_hot], retain_graph=True)
+    _counted()
     return torch.autograd.grad(flat[index], list(inputs), retain_graph=True, allow_unused=True)

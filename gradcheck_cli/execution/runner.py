@@ -268,9 +268,11 @@ def _execute_all(work: _Work) -> None:
         return group(new)
 
     workers = min(worker_count(options), max(1, len(jobs)))
+    # Torch's recipe makes the vector backward calls counted here; other modes make far
+    # fewer (a few reference passes), and `vjp` counts them as they come instead.
     calls = sum(cost.vector_backward_calls(_input_numels(task))
                 for task in tasks if CHECKS[task.check].double_backward)
-    warm = cost.worth_importing_autograd(calls / workers)
+    warm = options.mode == "exact" and cost.worth_importing_autograd(calls / workers)
     if options.jobs == 0:
         from gradcheck_cli.execution.children import ended_after
         from gradcheck_cli.execution.worker import run_job_here
