@@ -27,6 +27,13 @@ import torch  # noqa: E402,F401
 
 import gradcheck_cli.execution.execute  # noqa: E402
 import gradcheck_cli.execution.worker  # noqa: E402
+from gradcheck_cli.engine.checks import CHECKS  # noqa: E402
+
+# The checks every run makes, with the engine they pull in: imported once here rather
+# than by each worker as its first check starts (about 0.1 s a worker).
+for _kind in CHECKS.values():
+    if _kind.default:
+        _kind.load()
 
 
 def _exit_now() -> None:
