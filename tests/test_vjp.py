@@ -23,6 +23,8 @@ def _scalar_form(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has imported sympy (through torch.autograd.grad), so `vjp` would call
     torch directly: make it take the scalar form these tests are about."""
     monkeypatch.setattr(gradcheck_cli.engine.vjp, "_SHAPES", "module.never.imported")
+    # The checks run earlier in this worker have counted their calls: start afresh.
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "_scalar_calls", [0])
 
 
 @contextmanager
@@ -276,3 +278,21 @@ def test_import_pays_off_only_past_its_cost() -> None:
     threshold = cost.AUTOGRAD_IMPORT_SECONDS / cost.SCALAR_VJP_EXTRA_SECONDS
     assert not cost.worth_importing_autograd(threshold * 0.9)
     assert cost.worth_importing_autograd(threshold * 1.1)
+
+
+def test_a_torch_without_the_module_keeps_the_scalar_form(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Past the import's cost, a module that cannot be imported (the fixture names one that
+    does not exist; a future torch may move it) is tried once and the checks go on."""
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "_unavailable", set())
+    threshold = int(cost.AUTOGRAD_IMPORT_SECONDS / cost.SCALAR_VJP_EXTRA_SECONDS)
+    monkeypatch.setattr(gradcheck_cli.engine.vjp, "_scalar_calls", [threshold + 1])
+    x = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    y = x.sin()
+    g = torch.ones(3, dtype=torch.float64)
+    with routes() as taken:
+        (first,) = vjp([y], [x], [g], retain_graph=True)
+        (second,) = vjp([y], [x], [g], retain_graph=True)
+    assert taken == ["scalar", "scalar"]
+    assert torch.equal(first, x.cos()) and torch.equal(second, x.cos())
+    assert gradcheck_cli.engine.vjp._unavailable == {"module.never.imported"}

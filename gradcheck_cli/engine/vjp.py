@@ -34,11 +34,18 @@ from gradcheck_cli.engine.cost import worth_importing_autograd
 
 _SHAPES = "torch.fx.experimental.symbolic_shapes"
 _scalar_calls = [0]  # calls made in the scalar form by this process
+_unavailable: set[str] = set()  # modules whose import failed: the scalar form stays
 
 
 def import_autograd_shapes() -> None:
-    """Pay the import now: every later `vjp` call is torch's own, the fastest."""
-    __import__(_SHAPES)
+    """Pay the import now: every later `vjp` call is torch's own, the fastest. A torch
+    without that module (or one that fails to import) only keeps the scalar form."""
+    if _SHAPES in _unavailable:
+        return
+    try:
+        __import__(_SHAPES)
+    except Exception:  # a speed-up, never a reason for a check to fail
+        _unavailable.add(_SHAPES)
 
 
 def _counted() -> None:
