@@ -507,3 +507,63 @@ def test_folder_collects_every_spec_below_it(ops, write_spec, run_json):
         ("specs/b.yaml", "Mul", "passed"),
         ("specs/sub/a.yml", "Shape", "passed"),
     ]
+
+
+def _located(value: object) -> object:
+    """A document with every mark it keeps, for comparing two parsers' results."""
+    from gradcheck_cli.specs.yamlsource import LocDict, LocList
+
+    if isinstance(value, LocDict):
+        return ("map", value.mark, [(k, value.key_marks[k], value.value_marks[k], _located(v))
+                                    for k, v in value.items()])
+    if isinstance(value, LocList):
+        return ("seq", value.mark, value.item_marks, [_located(v) for v in value])
+    return (type(value).__name__, value)
+
+
+def test_libyaml_and_the_python_parser_build_the_same_documents() -> None:
+    """Every YAML file of the project (specs, cases, CI config) gives the same values at the
+    same lines and columns from either parser; only the choice of parser is libyaml's."""
+    from pathlib import Path
+
+    import yaml
+
+    from gradcheck_cli.specs import yamlsource
+
+    if yamlsource._C_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml")
+    root = Path(__file__).resolve().parents[1]
+    files = [p for p in sorted(root.rglob("*.yaml")) if ".venv" not in p.parts]
+    assert len(files) > 20
+    def parsed(loader: type, text: str, path: Path) -> object:
+        try:
+            return _located(yamlsource._compose(loader(text), str(path)))
+        except yaml.YAMLError as exc:  # a file broken on purpose: broken for both
+            mark = getattr(exc, "problem_mark", None)
+            return ("error", mark and (mark.line, mark.column))
+
+    for path in files:
+        text = path.read_text()
+        slow = parsed(yaml.SafeLoader, text, path)
+        assert parsed(yamlsource._C_LOADER, text, path) == slow, path
+
+
+def test_a_text_that_could_nest_deep_is_parsed_in_python(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from gradcheck_cli.specs import yamlsource
+
+    if yamlsource._C_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml")
+    used: list[str] = []
+    real = yamlsource._compose
+
+    def which(loader: object, path: str) -> object:
+        used.append(type(loader).__name__)
+        return real(loader, path)
+
+    monkeypatch.setattr(yamlsource, "_compose", which)
+    few = "a: [" + ", ".join(["{b: 1}"] * 400) + "]\n"  # 401 indicators
+    many = "a: [" + ", ".join(["{b: 1}"] * 1000) + "]\n"  # 2001
+    assert len(yamlsource._load(few, "few.yaml")["a"]) == 400
+    assert len(yamlsource._load(many, "many.yaml")["a"]) == 1000
+    assert used == ["CSafeLoader", "SafeLoader"]

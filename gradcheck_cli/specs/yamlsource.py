@@ -45,9 +45,20 @@ def _mark(node: yaml.Node) -> Mark:
 
 
 # The same file is read by collection (is it a spec?) and again by planning: the parsed
-# document is kept by its text, so a big spec is parsed once. Documents are never mutated.
+# document is kept by its text, so each spec of a run is parsed once (up to this many
+# characters of YAML in all, the oldest dropped first). Documents are never mutated.
 _PARSED: dict[str, Any] = {}
-_PARSED_KEEP = 8
+_PARSED_CHARS = 16 << 20
+
+# libyaml's parser (PyYAML's CSafeLoader, where it was built with it) composes a spec about
+# ten times faster than the pure-Python one, but recursively in C: nesting some 10^5 levels
+# deep overflows the C stack and kills the process. Every level of nesting opens with one
+# of these indicators ('- ' item, 'key:' mapping, '? ' key, '[' or '{'), so a text holding
+# fewer than C_PARSER_INDICATORS of them cannot nest deeper than that; 10^4 levels parse
+# safely, and no spec comes near. Other texts, and any text the fast parser rejects (for
+# the pure-Python parser's error message and position), go to the pure-Python parser.
+_C_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+C_PARSER_INDICATORS = 2_000
 
 
 def load(text: str, path: str) -> Any:
@@ -55,24 +66,42 @@ def load(text: str, path: str) -> Any:
     if text in _PARSED:
         return _PARSED[text]
     doc = _load(text, path)
-    if len(_PARSED) >= _PARSED_KEEP:
+    while _PARSED and sum(map(len, _PARSED)) + len(text) > _PARSED_CHARS:
         del _PARSED[next(iter(_PARSED))]
     _PARSED[text] = doc
     return doc
 
 
-def _load(text: str, path: str) -> Any:
+def _fast(text: str, path: str) -> tuple[bool, Any]:
+    """(True, the document) parsed by libyaml, or (False, None) where it must not be used
+    or fails (the pure-Python parser then says why)."""
+    if _C_LOADER is None or sum(map(text.count, "-:?[{")) >= C_PARSER_INDICATORS:
+        return False, None
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            return None if node is None else _Builder(loader, path).build(node, 0)
-        finally:
-            loader.dispose()
+        return True, _compose(_C_LOADER(text), path)
+    except (yaml.YAMLError, RecursionError):
+        return False, None
+
+
+def _compose(loader: Any, path: str) -> Any:
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _Builder(loader, path).build(node, 0)
+    finally:
+        loader.dispose()
+
+
+def _load(text: str, path: str) -> Any:
+    done, doc = _fast(text, path)
+    if done:
+        return doc
+    try:
+        return _compose(yaml.SafeLoader(text), path)
     except RecursionError:
-        line = _deepest_line(text)
+        line, column = _deepest_mark(text)
         raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", file=path, line=line,
-                        hint="a spec needs only a few levels of nesting") from None
+                        column=column, hint="a spec needs only a few levels of nesting"
+                        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -94,22 +123,24 @@ def _load(text: str, path: str) -> Any:
         raise SpecError(f"YAML error: {exc}", file=path) from None
 
 
-def _deepest_line(text: str) -> int | None:
-    """The line where nesting first passes MAX_DEPTH, read from parser events (which, unlike
-    composing, take no recursion)."""
-    depth = 0
+def _deepest_mark(text: str) -> tuple[int | None, int | None]:
+    """The line and column where nesting first passes MAX_DEPTH (where `_Builder` would
+    stop), read from parser events (which, unlike composing, take no recursion)."""
+    depth = -1  # the document's own collection is at depth 0, as for `_Builder`
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
-                    return None if mark is None else int(mark.line) + 1
+                    if mark is None:
+                        return None, None
+                    return int(mark.line) + 1, int(mark.column) + 1
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError:
         pass
-    return None
+    return None, None
 
 
 class _Builder:
