@@ -329,3 +329,62 @@ def test_a_terminal_gives_its_own_width(monkeypatch):
     finally:
         os.close(leader)
         os.close(follower)
+
+
+def _rich_table(grid: layout.Grid) -> layout.Trimmed:
+    """The grid's columns and cells in the rich Table the results table used to be."""
+    from rich import box
+    from rich.table import Table
+
+    drawn = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False,
+                  padding=(0, 1) if grid.gap == 3 else (0, 1, 0, 0))
+    for header, size, right in zip(grid.headers, grid.widths, grid.right):
+        drawn.add_column(header, width=size, justify="right" if right else "left")
+    for row in grid.rows:
+        drawn.add_row(*(cell.copy() for cell in row))
+    return layout.Trimmed(drawn, layout.span(grid.widths, grid.gap))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_grid_draws_what_richs_table_drew(seed: int) -> None:
+    """Fitted columns of random words (styled, some cells wrapped over several lines, a
+    header wrapping in a narrow column, a right-justified column), drawn by `Grid` and by
+    rich's Table: the same characters on every line."""
+    import random
+
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    rng = random.Random(seed)
+    words = ["passed", "(reference)", "x=2e-10", "w=1.2(wrong)", "ScaleBy", "a", "cpu",
+             "gradgradcheck", "(cached)", "error", "ünïcødé", "名前", "-"]
+    count = rng.randint(1, 6)
+    gap = rng.choice([2, 3])
+    headers = [rng.choice(["Spec", "Max error", "Function", "Time", "Case"])
+               for _ in range(count)]
+    # As `fit` makes them: never narrower than a header's longest word.
+    widths = [rng.randint(max(map(len, h.split())), 14) for h in headers]
+    right = [rng.random() < 0.2 for _ in widths]
+    grid = layout.Grid(headers, widths, gap, right)
+    for _ in range(rng.randint(0, 6)):
+        cells = []
+        for width in widths:
+            pieces = [w for w in rng.sample(words, rng.randint(0, 3)) if cell_len(w) <= width]
+            lines, line = [], ""
+            for piece in pieces:  # wrapped to the column between pieces, as `Pieces` does
+                if line and cell_len(line) + 1 + cell_len(piece) > width:
+                    lines.append(line)
+                    line = piece
+                else:
+                    line = f"{line} {piece}" if line else piece
+            lines.append(line)
+            cells.append(Text("\n".join(lines), style=rng.choice(["", "red", "bold green"])))
+        grid.add_row(*cells)
+
+    def drawn(renderable: object) -> str:
+        out = io.StringIO()
+        Console(file=out, width=60, no_color=True, highlight=False).print(renderable,
+                                                                            crop=False)
+        return out.getvalue()
+
+    assert drawn(grid) == drawn(_rich_table(grid))

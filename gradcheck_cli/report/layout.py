@@ -261,6 +261,78 @@ class Trimmed:
             yield Segment.line()
 
 
+class Grid:
+    """A table of columns already fitted (`fit`), drawn as rich's
+    `Table(box=SIMPLE_HEAD, show_edge=False, pad_edge=False)` draws it: bold headers
+    (bottom-aligned), a rule under them, `gap` spaces between columns, cells top-aligned,
+    every line without trailing spaces. Rich's Table measures and renders each cell again
+    (most of a cached run's time for a big batch); the widths are known here, so each line
+    is only joined.
+
+    Cells are one-line or already wrapped (newlines) to their column; a line still wider
+    is cut with an ellipsis, as rich cuts it."""
+
+    def __init__(self, headers: Sequence[str], widths: Sequence[int], gap: int,
+                 right: Sequence[bool] | None = None) -> None:
+        self.headers = list(headers)
+        self.widths = list(widths)
+        self.gap = gap
+        self.right = list(right) if right is not None else [False] * len(self.widths)
+        self.rows: list[list[Text]] = []
+
+    def add_row(self, *cells: Text) -> None:
+        self.rows.append(list(cells))
+
+    def _lines(self, cells: Sequence[Text], style: str = "", bottom: bool = False
+               ) -> list[Text]:
+        columns = [self._cell_lines(cell, width)
+                   for cell, width in zip(cells, self.widths)]
+        height = max((len(lines) for lines in columns), default=0)
+        if bottom:  # rich aligns headers on their last line
+            columns = [[Text()] * (height - len(lines)) + lines for lines in columns]
+        glue = " " * self.gap
+        drawn = []
+        for row in range(height):
+            line = Text(style=style)
+            for index, (lines, width) in enumerate(zip(columns, self.widths)):
+                if index:
+                    line.append(glue)
+                part = lines[row] if row < len(lines) else Text()
+                room = width - cell_len(part.plain)
+                if self.right[index]:
+                    line.append(" " * room)
+                    line.append_text(part)
+                else:
+                    line.append_text(part)
+                    line.append(" " * room)
+            line.rstrip()
+            drawn.append(line)
+        return drawn
+
+    @staticmethod
+    def _cell_lines(cell: Text, width: int) -> list[Text]:
+        lines = list(cell.split("\n")) if "\n" in cell.plain else [cell]
+        for line in lines:
+            if cell_len(line.plain) > width:
+                line.truncate(width, overflow="ellipsis")
+        return lines
+
+    def lines(self) -> list[Text]:
+        """The header, the rule and the rows, line by line."""
+        headers = [Text("\n".join(wrap(header, width)))
+                   for header, width in zip(self.headers, self.widths)]
+        rule = Text("─" * span(self.widths, self.gap))
+        lines = [*self._lines(headers, "bold", bottom=True), rule]
+        for row in self.rows:
+            lines.extend(self._lines(row))
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines():
+            yield from line.render(console)
+            yield Segment.line()
+
+
 def rstrip(line: list[Segment]) -> list[Segment]:
     """`line` without the spaces at its end (a space with a background colour is drawing)."""
     segments = list(line)

@@ -35,13 +35,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rich import box
 from rich.cells import cell_len
-from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.report.layout import (
     Column,
+    Grid,
     Pieces,
     fit,
     shorten_middle,
@@ -194,21 +193,17 @@ def plan_for(rows: Sequence[Row], width: int) -> Plan:
     return plan
 
 
-def results_table(rows: Sequence[Row], width: int) -> tuple[Table, int]:
-    """The table of `rows` fitted to `width`, and the width it needs (more than `width`
-    only when its narrowest form is wider)."""
+def results_table(rows: Sequence[Row], width: int) -> Grid:
+    """The table of `rows` fitted to `width` (wider only when its narrowest form is)."""
     plan = plan_for(rows, width)
     fitted = columns(rows, plan)
     grow = [plan.names.index(n) for n in GROW if n in plan.names]
     widths = fit(fitted, width, plan.gap, grow)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False,
-                  padding=(0, 1) if plan.gap == 3 else (0, 1, 0, 0))
-    for name, column, size in zip(plan.names, fitted, widths):
-        table.add_column(column.header(size), width=size, no_wrap=name not in BREAKABLE,
-                         justify="right" if name == TIME else "left")
+    table = Grid([column.header(size) for column, size in zip(fitted, widths)], widths,
+                 plan.gap, right=[name == TIME for name in plan.names])
     for row in rows:
         table.add_row(*(_cell(row, name, plan, size) for name, size in zip(plan.names, widths)))
-    return table, span(widths, plan.gap)
+    return table
 
 
 def shorten_function(function: str, case: str | None, width: int) -> str:

@@ -27,6 +27,7 @@ from gradcheck_cli.report import (
 )
 from gradcheck_cli.report.layout import (
     Column,
+    Grid,
     Pieces,
     Trimmed,
     console_for,
@@ -84,10 +85,9 @@ def _row(r: CheckResult) -> narrow.Row:
     return narrow.Row(cells, status, _errors_cell(r), _errors_cell(r, split=True))
 
 
-def build_table(results: list[CheckResult], width: int = layout.DEFAULT_WIDTH) -> Trimmed:
+def build_table(results: list[CheckResult], width: int = layout.DEFAULT_WIDTH) -> Grid:
     """The results table fitted to `width` (see `narrow` for what gives way, in which order)."""
-    table, needed = narrow.results_table([_row(r) for r in shown_all(results)], width)
-    return Trimmed(table, needed)
+    return narrow.results_table([_row(r) for r in shown_all(results)], width)
 
 
 RAMP = " .:-=+*#%@"
