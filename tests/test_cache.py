@@ -394,3 +394,30 @@ def test_module_level_cache_key_runs_without_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_torch_version_in_the_key_is_importlib_metadatas(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Read from the folder name, first on sys.path as importlib.metadata searches: the
+    same answer here, and another torch first on the path is that torch's version."""
+    from importlib import metadata
+
+    from gradcheck_cli.execution import cache
+
+    assert cache._torch_version() == metadata.version("torch")
+    (tmp_path / "torch-9.8.7+rocm.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cache._torch_version() == "9.8.7+rocm"
+
+
+def test_the_platform_in_the_key_names_the_system_and_its_release() -> None:
+    import platform
+
+    from gradcheck_cli.execution import cache
+
+    name = cache.platform_name()
+    assert name.startswith(f"{platform.system()}-{platform.release()}-{platform.machine()}-")
+    libc, version = platform.libc_ver()
+    if libc == "glibc":
+        assert name.endswith(f"glibc {version}")

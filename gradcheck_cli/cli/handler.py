@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -121,6 +120,8 @@ def crash_log_folder() -> Path:
 
 def write_crash_log(prog: str, args: list[str], trace: str) -> Path | None:
     """Write versions, the command line and the traceback; where it went, or None."""
+    import platform
+
     torch_version = sys.modules["torch"].__version__ if "torch" in sys.modules else "not imported"
     text = "\n".join([
         f"### {prog} crash log",

@@ -16,12 +16,10 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import secrets
 import stat
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +52,41 @@ def _digest(path: Path) -> str | None:
 
 
 def _torch_version() -> str:
-    # From the installed metadata: reading it does not import torch.
+    """torch's installed version, without importing torch: the name of its `.dist-info`
+    folder (pip writes the version there, `torch-2.13.0+cpu.dist-info`), first on
+    `sys.path` as importlib.metadata searches; else importlib.metadata's answer (an egg
+    or a development build), which costs a cached run some 20 ms of imports."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("torch-") and name.endswith(".dist-info"):
+                return name[len("torch-"):-len(".dist-info")]
+    from importlib import metadata
+
     try:
         return metadata.version("torch")
     except metadata.PackageNotFoundError:
         return "none"
+
+
+def platform_name() -> str:
+    """The operating system, its release, the processor and the C library, as
+    `platform.platform()` tells them (which reads the Python binary for its libc: some
+    10 ms of a cached run)."""
+    try:
+        system = os.uname()
+    except AttributeError:  # not POSIX
+        import platform
+
+        return platform.platform()
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):  # not glibc
+        libc = ""
+    return "-".join([system.sysname, system.release, system.machine, libc])
 
 
 def environment() -> dict[str, str]:
@@ -78,7 +106,7 @@ def machine() -> dict[str, Any]:
     """What auto mode's exact/probe decision and the CUDA answer depend on besides the spec."""
     nodes = sorted(p.name for p in Path("/dev").glob("nvidia*")) if sys.platform.startswith(
         "linux") else None
-    return {"python": sys.version, "platform": platform.platform(), "cpus": os.cpu_count(),
+    return {"python": sys.version, "platform": platform_name(), "cpus": os.cpu_count(),
             "memory": _total_memory(), "nvidia": nodes}
 
 
@@ -171,6 +199,7 @@ class Cache:
         self._fixed = {"format": FORMAT, "tool": __version__, "torch": _torch_version(),
                        "env": environment(), "machine": machine()}
         self._hashes: dict[Path, str | None] = {}
+        self._resolved: dict[tuple[Path, str], Path] = {}  # a run's spec and module paths
         self._ignored = False  # the folder's .gitignore is known to exist
 
     def _hash(self, path: Path) -> str | None:
@@ -181,12 +210,20 @@ class Cache:
             self._hashes[path] = _digest(path)
         return self._hashes[path]
 
+    def _resolve(self, path: Path) -> Path:
+        """`path.resolve()`, once per path (and working directory) in this cache's life: a
+        spec's tasks all resolve the same two paths, a stat per folder each time."""
+        where = (path, os.getcwd())
+        if where not in self._resolved:
+            self._resolved[where] = path.resolve()
+        return self._resolved[where]
+
     def _key(self, name: str, path: Path, material: dict[str, Any]) -> str | None:
         """The key of `material` and of `path`'s content (stored under `name`), with what
         every key carries; None when the file cannot be read or nothing can be signed."""
         if self._secret is None:
             return None
-        resolved = path.resolve()
+        resolved = self._resolve(path)
         content = self._hash(resolved)
         if content is None:
             return None
@@ -198,7 +235,7 @@ class Cache:
         return self._key("source", source, {
             "function": task.function, "case": task.case.name, "device": task.device,
             "check": task.check, "settings": repr(task.settings),
-            "explicit": task.explicit_checks, "module": str(task.module.resolve()),
+            "explicit": task.explicit_checks, "module": str(self._resolve(task.module)),
             "seed": options.seed, "atol": options.atol, "rtol": options.rtol, "eps": options.eps,
             "shape": list(options.shape) if task.inferred else None,
             "mode": options.mode, "max_memory": options.max_memory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -27,7 +28,17 @@ class Item:
 def display(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when below it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return _display(path, os.getcwd())
+    except OSError:  # the working directory is gone
+        return str(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _display(path: Path, cwd: str) -> str:
+    """`display` in `cwd` (cached: every result of a spec shows the same two or three paths,
+    and each resolve costs a stat per folder)."""
+    try:
+        return str(path.resolve().relative_to(Path(cwd).resolve()))
     except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
         return str(path)
 
