@@ -22,6 +22,7 @@ from gradcheck_cli.engine.resources import (
     out_of_memory,
     ran_out,
 )
+from gradcheck_cli.engine.seeding import manual_seed
 from gradcheck_cli.errors import GradcheckCliError, ModuleLoadError, SpecError, did_you_mean
 from gradcheck_cli.execution import escapes, isolation
 from gradcheck_cli.execution.tasks import (
@@ -306,7 +307,7 @@ def _run_check(task: Task, target: Target, specs: tuple[InputSpec, ...], options
                                                  task.settings.init or {}, attempt_seed,
                                                  task.device, built.layout)
         widened = _widened(args, names) if CHECKS[task.check].finite_differences else ""
-        torch.manual_seed(attempt_seed)
+        manual_seed(attempt_seed)
         context = CheckContext(checked, args, names, tol, budget, attempt_seed,
                                mode=options.mode, first_order_ok=first_order_ok,
                                explicit=task.explicit_checks)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from gradcheck_cli.engine.contract import explain
+from gradcheck_cli.engine.seeding import manual_seed
 from gradcheck_cli.errors import GradcheckCliError
 from gradcheck_cli.specs.collect import display
 from gradcheck_cli.specs.specfile import TensorInput
@@ -23,7 +24,7 @@ def module_target(target: Target, args: list[Any], names: list[str], init: dict[
     The parameters become inputs named as in `named_parameters()` (`fc1.weight`), so each
     gets its own per-input error.
     """
-    torch.manual_seed(seed)
+    manual_seed(seed)
     if isinstance(target.obj, torch.nn.Module):  # an instance (the API's): a copy of it
         import copy
 
