@@ -421,3 +421,26 @@ def test_the_platform_in_the_key_names_the_system_and_its_release() -> None:
     libc, version = platform.libc_ver()
     if libc == "glibc":
         assert name.endswith(f"glibc {version}")
+
+
+def test_a_modules_file_is_resolved_as_path_resolve_does(tmp_path: Path) -> None:
+    """Folders are resolved once and shared by their files: a linked folder, a linked file
+    (to a file elsewhere), a link to a link and `..` in the path all end where
+    `Path.resolve` ends."""
+    from gradcheck_cli.execution import dependencies
+
+    real = tmp_path / "real"
+    (real / "pkg").mkdir(parents=True)
+    (real / "pkg" / "mod.py").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "target.py").write_text("")
+    (tmp_path / "linked").symlink_to(real)
+    (real / "pkg" / "alias.py").symlink_to(elsewhere / "target.py")
+    (real / "pkg" / "alias2.py").symlink_to(real / "pkg" / "alias.py")
+    names = [real / "pkg" / "mod.py", tmp_path / "linked" / "pkg" / "mod.py",
+             tmp_path / "linked" / "pkg" / "alias.py", real / "pkg" / "alias2.py",
+             tmp_path / "linked" / "pkg" / ".." / "pkg" / "mod.py"]
+    for name in names:
+        assert dependencies._resolved(str(name)) == name.resolve(), name
+    assert dependencies._resolved(str(names[2])) == (elsewhere / "target.py").resolve()

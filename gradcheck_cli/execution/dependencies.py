@@ -237,8 +237,17 @@ def _installed_record(path: Path) -> str | None:
 def _resolved(filename: str) -> Path:
     """A loaded module's file, links resolved: each resolve costs a stat per folder, and
     the thousand-odd modules torch loads are listed again after every check that loads
-    or opens anything new."""
-    return Path(filename).resolve()
+    or opens anything new. The thousand-odd lie in a hundred-odd folders: each folder is
+    resolved once, and a file that is no link itself lies where its folder does."""
+    path = Path(filename)
+    if path.name in ("", ".", "..") or path.is_symlink():
+        return path.resolve()
+    return _resolved_folder(str(path.parent)) / path.name
+
+
+@functools.lru_cache(maxsize=16_384)
+def _resolved_folder(folder: str) -> Path:
+    return Path(folder).resolve()
 
 
 def dependencies(module_path: Path) -> list[str]:
