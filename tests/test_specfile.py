@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from conftest import errors_by_name, only, statuses
 
@@ -509,15 +511,19 @@ def test_folder_collects_every_spec_below_it(ops, write_spec, run_json):
     ]
 
 
-def _located(value: object) -> object:
-    """A document with every mark it keeps, for comparing two parsers' results."""
+def _located(value: object, drop_empty: bool = False) -> object:
+    """A document with every mark it keeps, for comparing two parsers' results (with
+    `drop_empty`, not those of empty values)."""
     from gradcheck_cli.specs.yamlsource import LocDict, LocList
 
     if isinstance(value, LocDict):
-        return ("map", value.mark, [(k, value.key_marks[k], value.value_marks[k], _located(v))
-                                    for k, v in value.items()])
+        return ("map", value.mark, [
+            (k, value.key_marks[k], None if drop_empty and v is None else value.value_marks[k],
+             _located(v, drop_empty)) for k, v in value.items()])
     if isinstance(value, LocList):
-        return ("seq", value.mark, value.item_marks, [_located(v) for v in value])
+        marks = [None if drop_empty and v is None else m
+                 for m, v in zip(value.item_marks, value)]
+        return ("seq", value.mark, marks, [_located(v, drop_empty) for v in value])
     return (type(value).__name__, value)
 
 
@@ -567,3 +573,46 @@ def test_a_text_that_could_nest_deep_is_parsed_in_python(monkeypatch: pytest.Mon
     assert len(yamlsource._load(few, "few.yaml")["a"]) == 400
     assert len(yamlsource._load(many, "many.yaml")["a"]) == 1000
     assert used == ["CSafeLoader", "SafeLoader"]
+
+
+def test_a_spec_means_the_same_with_and_without_libyaml() -> None:
+    """Project YAML files with random edits (inserted, removed and replaced characters:
+    YAML's indicators, tabs, BOMs, control characters, wide ones): the run's parser
+    (libyaml where it is safe and agrees) and the pure-Python one accept and refuse the
+    same texts, with the same values at the same places, but for the empty values of flow
+    mappings (placed a column or two apart, see yamlsource)."""
+    import random
+    from pathlib import Path
+
+    import yaml
+
+    from gradcheck_cli.errors import SpecError
+    from gradcheck_cli.specs import yamlsource
+
+    def outcome(load: Callable[[], object]) -> object:
+        try:
+            return _located(load(), drop_empty=True)
+        except (SpecError, yaml.YAMLError):
+            return "refused"
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in sorted(root.rglob("*.yaml")) if ".venv" not in p.parts]
+    alphabet = [*" \t\n\r-:?[]{},#&*!|>'\"%@`\\", *"abcx019ü名", "\x00", "\x85", "\u2028",
+                "\ufeff", "\u200b", "\U0001f600"]
+    rng = random.Random(0)
+    for _ in range(1500):
+        chars = list(rng.choice(texts))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(chars) + 1)
+            edit = rng.random()
+            if edit < 0.4:
+                chars.insert(at, rng.choice(alphabet))
+            elif at < len(chars):
+                if edit < 0.7:
+                    del chars[at]
+                else:
+                    chars[at] = rng.choice(alphabet)
+        text = "".join(chars)
+        run = outcome(lambda: yamlsource._load(text, "x"))  # noqa: B023
+        python = outcome(lambda: yamlsource._compose(yaml.SafeLoader(text), "x"))  # noqa: B023
+        assert run == python, text

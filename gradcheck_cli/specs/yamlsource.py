@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -53,12 +54,21 @@ _PARSED_CHARS = 16 << 20
 # libyaml's parser (PyYAML's CSafeLoader, where it was built with it) composes a spec about
 # ten times faster than the pure-Python one, but recursively in C: nesting some 10^5 levels
 # deep overflows the C stack and kills the process. Every level of nesting opens with one
-# of these indicators ('- ' item, 'key:' mapping, '? ' key, '[' or '{'), so a text holding
-# fewer than C_PARSER_INDICATORS of them cannot nest deeper than that; 10^4 levels parse
-# safely, and no spec comes near. Other texts, and any text the fast parser rejects (for
-# the pure-Python parser's error message and position), go to the pure-Python parser.
+# of these indicators ('- ' item, 'key:' mapping, '[' or '{'; a '? ' key never reaches
+# libyaml, below), so a text holding fewer than C_PARSER_INDICATORS of them cannot nest
+# deeper than that; 10^4 levels parse safely, and no spec comes near. The two parsers also
+# differ at the edges of YAML: libyaml accepts a tab after `key:`, a `?` inside a plain
+# scalar of a flow collection and a comment right after a block scalar's `>-`, reads a
+# bare `!` tag as '' (not None), counts no column for a BOM inside a line. A spec must
+# mean the same with and without libyaml, so only a text of the plainest YAML goes to it:
+# none of the characters of _PYTHON_ONLY (tags, anchors, aliases, block scalars, complex
+# keys, directives, tabs, BOMs, control characters, Unicode line breaks). Any text libyaml
+# rejects goes to the pure-Python parser as well, for its error message and position.
+# (One difference is left: an empty value in a flow mapping, `{a: , b: 1}`, is placed at
+# the comma by libyaml, a column or two from where the pure-Python parser places it.)
 _C_LOADER: Any = getattr(yaml, "CSafeLoader", None)
 C_PARSER_INDICATORS = 2_000
+_PYTHON_ONLY = re.compile("[\t?!|>\ufeff\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def load(text: str, path: str) -> Any:
@@ -75,7 +85,8 @@ def load(text: str, path: str) -> Any:
 def _fast(text: str, path: str) -> tuple[bool, Any]:
     """(True, the document) parsed by libyaml, or (False, None) where it must not be used
     or fails (the pure-Python parser then says why)."""
-    if _C_LOADER is None or sum(map(text.count, "-:?[{")) >= C_PARSER_INDICATORS:
+    if _C_LOADER is None or _PYTHON_ONLY.search(text) is not None \
+            or sum(map(text.count, "-:[{")) >= C_PARSER_INDICATORS:
         return False, None
     try:
         return True, _compose(_C_LOADER(text), path)
