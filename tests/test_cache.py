@@ -444,3 +444,41 @@ def test_a_modules_file_is_resolved_as_path_resolve_does(tmp_path: Path) -> None
     for name in names:
         assert dependencies._resolved(str(name)) == name.resolve(), name
     assert dependencies._resolved(str(names[2])) == (elsewhere / "target.py").resolve()
+
+
+@pytest.mark.parametrize("folder, name, expected", [
+    ("torch.egg-info", "torch", "2.14.0a0+git1234"),  # a development build: PKG-INFO says
+    ("Torch-9.9.dist-info", "Torch", "9.9"),
+    ("torch-tb-profiler-0.4.3.dist-info", "torch-tb-profiler", None),  # not torch: the
+])                                                                     # installed one's
+def test_the_torch_version_first_on_the_path_is_the_keys(tmp_path: Path, folder: str,
+                                                         name: str, expected: str | None,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from importlib import metadata
+
+    from gradcheck_cli.execution import cache
+
+    installed = metadata.version("torch")
+    version = folder.split("-")[1] if "dist-info" in folder else "2.14.0a0+git1234"
+    (tmp_path / folder).mkdir()
+    meta = "PKG-INFO" if folder.endswith(".egg-info") else "METADATA"
+    (tmp_path / folder / meta).write_text(f"Metadata-Version: 2.1\nName: {name}\n"
+                                          f"Version: {version}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cache._torch_version() == (expected or installed)
+
+
+def test_a_working_directory_removed_during_the_run_costs_no_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An op may remove the folder the run started in: absolute paths need no cwd."""
+    from gradcheck_cli.execution.cache import Cache
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("x")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    store = Cache(tmp_path / "cache", secret=b"k" * 32)
+    gone.rmdir()
+    assert store._resolve(spec) == spec.resolve()

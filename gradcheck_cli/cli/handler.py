@@ -118,6 +118,13 @@ def crash_log_folder() -> Path:
     return Path(configured) if configured else root / ".gradcheck_cache"
 
 
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # removed during the run
+        return "(removed)"
+
+
 def write_crash_log(prog: str, args: list[str], trace: str) -> Path | None:
     """Write versions, the command line and the traceback; where it went, or None."""
     import platform
@@ -129,7 +136,7 @@ def write_crash_log(prog: str, args: list[str], trace: str) -> Path | None:
         f"python: {sys.version.split()[0]} ({platform.platform()})",
         f"torch: {torch_version}",
         f"command: {' '.join([prog, *args])}",
-        f"cwd: {os.getcwd()}",
+        f"cwd: {_cwd()}",
         "",
         trace.rstrip(),
         "",

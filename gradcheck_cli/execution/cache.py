@@ -54,16 +54,26 @@ def _digest(path: Path) -> str | None:
 def _torch_version() -> str:
     """torch's installed version, without importing torch: the name of its `.dist-info`
     folder (pip writes the version there, `torch-2.13.0+cpu.dist-info`), first on
-    `sys.path` as importlib.metadata searches; else importlib.metadata's answer (an egg
-    or a development build), which costs a cached run some 20 ms of imports."""
+    `sys.path` as importlib.metadata searches; where a torch egg comes first (a
+    development build, its version only in PKG-INFO) or none is found, importlib.metadata's
+    answer, which costs a cached run some 20 ms of imports."""
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
         except OSError:
             continue
         for name in names:
-            if name.startswith("torch-") and name.endswith(".dist-info"):
-                return name[len("torch-"):-len(".dist-info")]
+            lowered = name.lower()
+            if lowered.endswith(".egg-info") and \
+                    lowered[:-len(".egg-info")].split("-")[0] == "torch":
+                break  # an egg (a development build): its version is in PKG-INFO
+            if lowered.endswith(".dist-info"):
+                dist, _, version = name[:-len(".dist-info")].rpartition("-")
+                if dist.lower().replace("-", "_").replace(".", "_") == "torch" and version:
+                    return version
+        else:
+            continue
+        break
     from importlib import metadata
 
     try:
@@ -213,7 +223,10 @@ class Cache:
     def _resolve(self, path: Path) -> Path:
         """`path.resolve()`, once per path (and working directory) in this cache's life: a
         spec's tasks all resolve the same two paths, a stat per folder each time."""
-        where = (path, os.getcwd())
+        try:
+            where = (path, "" if path.is_absolute() else os.getcwd())
+        except OSError:  # the working directory is gone: resolve (and fail) as before
+            return path.resolve()
         if where not in self._resolved:
             self._resolved[where] = path.resolve()
         return self._resolved[where]
