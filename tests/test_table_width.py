@@ -388,3 +388,16 @@ def test_the_grid_draws_what_richs_table_drew(seed: int) -> None:
         return out.getvalue()
 
     assert drawn(grid) == drawn(_rich_table(grid))
+
+
+def test_the_grids_headers_are_bold_in_colour() -> None:
+    """As rich's Table drew them (a Text's own style alone is not rendered)."""
+    from rich.text import Text
+
+    grid = layout.Grid(["Spec", "Time"], [6, 5], 3, [False, True])
+    grid.add_row(Text("a.yaml"), Text("0.01s"))
+    out = io.StringIO()
+    Console(file=out, width=60, force_terminal=True, color_system="standard").print(grid)
+    head = out.getvalue().splitlines()[0]
+    assert head.startswith("\x1b[1mSpec") and "Time" in head
+    assert "\x1b[1m" not in out.getvalue().splitlines()[2]

@@ -293,7 +293,7 @@ class Grid:
         glue = " " * self.gap
         drawn = []
         for row in range(height):
-            line = Text(style=style)
+            line = Text()
             for index, (lines, width) in enumerate(zip(columns, self.widths)):
                 if index:
                     line.append(glue)
@@ -306,6 +306,8 @@ class Grid:
                     line.append_text(part)
                     line.append(" " * room)
             line.rstrip()
+            if style:  # as a span: a Text's own style alone is not rendered
+                line.stylize(style, 0, len(line))
             drawn.append(line)
         return drawn
 
