@@ -616,3 +616,20 @@ def test_a_spec_means_the_same_with_and_without_libyaml() -> None:
         run = outcome(lambda: yamlsource._load(text, "x"))  # noqa: B023
         python = outcome(lambda: yamlsource._compose(yaml.SafeLoader(text), "x"))  # noqa: B023
         assert run == python, text
+
+
+def test_the_parse_cache_keeps_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Texts in all never pass the bound; one larger than it is parsed, not kept."""
+    from gradcheck_cli.specs import yamlsource
+
+    monkeypatch.setattr(yamlsource, "_PARSED", {})
+    monkeypatch.setattr(yamlsource, "_parsed_chars", [0])
+    monkeypatch.setattr(yamlsource, "_PARSED_CHARS", 100)
+    texts = [f"a: {i}{' ' * 20}\n" for i in range(20)]
+    for text in texts:
+        assert yamlsource.load(text, "x.yaml")["a"] == int(text.split()[1])
+        assert yamlsource._parsed_chars[0] == sum(map(len, yamlsource._PARSED)) <= 100
+    assert list(yamlsource._PARSED) == texts[-len(yamlsource._PARSED):]
+    big = "b: [" + ", ".join(["1"] * 60) + "]\n"
+    assert len(yamlsource.load(big, "x.yaml")["b"]) == 60
+    assert big not in yamlsource._PARSED

@@ -49,7 +49,8 @@ def _mark(node: yaml.Node) -> Mark:
 # document is kept by its text, so each spec of a run is parsed once (up to this many
 # characters of YAML in all, the oldest dropped first). Documents are never mutated.
 _PARSED: dict[str, Any] = {}
-_PARSED_CHARS = 16 << 20
+_PARSED_CHARS = 4 << 20  # a document holds some 70 bytes per character: about 300 MB
+_parsed_chars = [0]  # the characters of the texts in _PARSED
 
 # libyaml's parser (PyYAML's CSafeLoader, where it was built with it) composes a spec about
 # ten times faster than the pure-Python one, but recursively in C: nesting some 10^5 levels
@@ -76,9 +77,15 @@ def load(text: str, path: str) -> Any:
     if text in _PARSED:
         return _PARSED[text]
     doc = _load(text, path)
-    while _PARSED and sum(map(len, _PARSED)) + len(text) > _PARSED_CHARS:
+    if len(text) > _PARSED_CHARS:
+        return doc
+    if not _PARSED:
+        _parsed_chars[0] = 0
+    while _PARSED and _parsed_chars[0] + len(text) > _PARSED_CHARS:
+        _parsed_chars[0] -= len(next(iter(_PARSED)))
         del _PARSED[next(iter(_PARSED))]
     _PARSED[text] = doc
+    _parsed_chars[0] += len(text)
     return doc
 
 
