@@ -97,7 +97,7 @@ def _fast(text: str, path: str) -> tuple[bool, Any]:
         return False, None
     try:
         return True, _compose(_C_LOADER(text), path)
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError):
         return False, None
 
 
@@ -115,6 +115,9 @@ def _load(text: str, path: str) -> Any:
         return doc
     try:
         return _compose(yaml.SafeLoader(text), path)
+    except (ValueError, OverflowError) as exc:  # an escape past Unicode, `"\U00110000"`
+        raise SpecError(f"YAML value cannot be read: {exc}", file=path,
+                        hint="correct the escapes in quoted strings") from None
     except RecursionError:
         line, column = _deepest_mark(text)
         raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", file=path, line=line,
@@ -195,7 +198,11 @@ class _Builder:
                 items.append(self.build(item, depth + 1))
                 items.item_marks.append(_mark(item))
             return items
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # a date past its month, `2001-02-30`
+            raise self._refuse(f"YAML value `{node.value}` cannot be read: {exc}", node,
+                               "quote it to make it a string, or correct it") from None
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> LocDict:
         path = self.path

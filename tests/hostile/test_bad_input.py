@@ -244,3 +244,18 @@ def test_repro_scripts_hold_names_as_data(tmp_path: Path) -> None:
     warned: list[str] = []
     assert repro.save(results[:1], tmp_path / "ro" / "x", warned.append) == []
     assert warned and warned[0].startswith("cannot write a repro script into ")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("2001-02-30", "bad.yaml:6:14: YAML value `2001-02-30` cannot be read: day is out of "
+                   "range for month\n  hint: quote it to make it a string, or correct it"),
+    ('"\\U00110000"', "bad.yaml: YAML value cannot be read: chr() arg not in "
+                      "range(0x110000)\n  hint: correct the escapes in quoted strings"),
+])
+def test_a_value_yaml_cannot_build_is_one_error(run_json: RunJson, good: Path,
+                                                write_spec: Callable[..., Path], value: str,
+                                                message: str) -> None:
+    """A date past its month, an escape past Unicode: the spec's error, not a crash of
+    ours (it was exit 3, "unexpected error: ValueError")."""
+    bad = _spec(write_spec, GOOD + f"        low: {value}\n")
+    _one_error(run_json, bad, message)
